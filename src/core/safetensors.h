@@ -1,0 +1,59 @@
+// safetensors reader: validates the header of untrusted files completely
+// (dtype, shape, offsets inside the file, sizes consistent) before any view
+// is handed out. Views point straight into the mmap.
+#pragma once
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/mmap.h"
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace vlm {
+
+class SafetensorsFile {
+ public:
+  static Expected<std::unique_ptr<SafetensorsFile>> open(const std::string& path);
+  // Parses an in-memory image of a file (fuzzing, tests). `bytes` must outlive the result.
+  static Expected<std::unique_ptr<SafetensorsFile>> parse(std::span<const uint8_t> bytes,
+                                                          const std::string& name = "<memory>");
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  const TensorView* find(const std::string& name) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::unique_ptr<MappedFile> file_;
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+  std::string name_;
+};
+
+// Widening copies, for tests and small tensors (any float/int dtype).
+std::vector<float> to_f32(const TensorView& t);
+std::vector<int64_t> to_i64(const TensorView& t);
+
+// All weights of a checkpoint folder: model.safetensors, or the shards listed
+// in model.safetensors.index.json.
+class WeightStore {
+ public:
+  static Expected<WeightStore> open_dir(const std::string& dir);
+  // Adds the tensors of one file (later files may not redefine a name).
+  Status add_file(const std::string& path);
+  const TensorView* find(const std::string& name) const;
+  bool has(const std::string& name) const { return find(name) != nullptr; }
+  // Looks up `name` and checks its shape; float dtypes only (F32/F16/BF16).
+  Expected<TensorView> get(const std::string& name, std::initializer_list<int64_t> shape) const;
+  size_t size() const { return index_.size(); }
+  size_t total_bytes() const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::map<std::string, TensorView> index_;
+};
+
+}  // namespace vlm
