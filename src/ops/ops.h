@@ -25,7 +25,7 @@ void layernorm(const float* x, int64_t rows, int64_t dim, const TensorView& w, c
 void activate(Act act, float* x, int64_t n);
 
 // out[r, i] = silu(gate[r, i]) * up[r, i]; gate/up rows are `stride` apart (so one fused
-// [rows, 2I] projection can be split in place). out: [rows, I], must not overlap gate/up.
+// [rows, 2I] projection can be split in place). out: [rows, I]; it may be `gate` itself when stride == I, else must not overlap gate/up.
 void silu_mul(const float* gate, const float* up, int64_t rows, int64_t I, int64_t stride, float* out);
 
 // x[i] += y[i].

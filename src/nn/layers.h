@@ -1,0 +1,51 @@
+// Weight-holding building blocks bound by their Hugging Face names straight
+// from the checkpoint mmap. Binding checks shapes; forward never allocates
+// weights or converts dtypes.
+#pragma once
+#include <string>
+
+#include "core/safetensors.h"
+#include "core/status.h"
+#include "ops/ops.h"
+
+namespace vlm::nn {
+
+struct Linear {
+  TensorView w;  // [out, in]
+  TensorView b;  // [out] (data == nullptr when the layer has no bias)
+  int64_t in = 0, out = 0;
+
+  // prefix is the module name, e.g. "model.layers.0.self_attn.q_proj".
+  static Expected<Linear> bind(const WeightStore& ws, const std::string& prefix, int64_t out, int64_t in,
+                               bool bias);
+  // y[M, out] = x[M, in] · wᵀ + b
+  void operator()(const float* x, int64_t M, float* y) const {
+    ops::linear(x, M, in, w, b.data ? &b : nullptr, y);
+  }
+};
+
+struct Norm {
+  enum class Kind { RMS, Layer };
+  Kind kind = Kind::RMS;
+  TensorView w, b;  // [dim]; b only for LayerNorm
+  int64_t dim = 0;
+  float eps = 1e-6f;
+
+  static Expected<Norm> bind(const WeightStore& ws, const std::string& prefix, Kind kind, int64_t dim, float eps);
+  // y[rows, dim] = norm(x); y may alias x.
+  void operator()(const float* x, int64_t rows, float* y) const {
+    if (kind == Kind::RMS)
+      ops::rmsnorm(x, rows, dim, w, eps, y);
+    else
+      ops::layernorm(x, rows, dim, w, b, eps, y);
+  }
+};
+
+// Callback that receives named intermediate tensors (for `vlm check` and
+// debugging); names follow the fixtures' hook names. Null = no tracing.
+struct Trace {
+  virtual ~Trace() = default;
+  virtual void tensor(const std::string& name, const float* data, std::initializer_list<int64_t> shape) = 0;
+};
+
+}  // namespace vlm::nn
