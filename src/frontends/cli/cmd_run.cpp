@@ -1,0 +1,129 @@
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "frontends/cli/commands.h"
+#include "runtime/engine.h"
+#include "text/tokenizer.h"
+
+namespace vlm::cli {
+namespace {
+
+int g_exit = 0;
+
+struct RunArgs {
+  std::string model, prompt = "Describe this image.", system;
+  std::vector<std::string> images;
+  int max_tokens = 256;
+  double temperature = -1, top_p = -1, repetition_penalty = -1;
+  int top_k = -1;
+  uint64_t seed = 0;
+  int64_t min_pixels = -1, max_pixels = -1;
+  bool pil = false, stats = false;
+};
+
+void load_progress(double f, const char* what) {
+  std::fprintf(stderr, "\rloading %-10s %3d%%", what, int(f * 100));
+  if (f >= 1.0) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+int do_run(const RunArgs& a) {
+  auto model = load_or_report(a.model);
+  if (!model) return 1;
+  std::vector<models::Media> media;
+  nlohmann::json content = nlohmann::json::array();
+  for (const auto& path : a.images) {
+    auto img = load_image(path);
+    if (!img.ok()) {
+      std::fprintf(stderr, "vlm: %s\n", img.error().message.c_str());
+      return 2;
+    }
+    models::Media m;
+    m.frames.push_back(std::move(img.value()));
+    media.push_back(std::move(m));
+    content.push_back({{"type", "image"}});
+  }
+  content.push_back({{"type", "text"}, {"text", a.prompt}});
+  nlohmann::json messages = nlohmann::json::array();
+  if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
+  messages.push_back({{"role", "user"}, {"content", content}});
+  models::PrepareOptions po;
+  po.min_pixels = a.min_pixels;
+  po.max_pixels = a.max_pixels;
+  po.pil_resampler = a.pil;
+  auto prompt = model->prepare(messages, media, po);
+  if (!prompt.ok()) {
+    std::fprintf(stderr, "vlm: %s\n", prompt.error().message.c_str());
+    return 2;
+  }
+  runtime::GenerateOptions go;
+  go.max_new_tokens = a.max_tokens;
+  go.sampling = runtime::default_sampling(*model);
+  if (a.temperature >= 0) {
+    go.sampling.temperature = float(a.temperature);
+    go.sampling.do_sample = a.temperature > 0;
+  }
+  if (a.top_p >= 0) go.sampling.top_p = float(a.top_p);
+  if (a.top_k >= 0) go.sampling.top_k = a.top_k;
+  if (a.repetition_penalty > 0) go.sampling.repetition_penalty = float(a.repetition_penalty);
+  go.sampling.seed = a.seed;
+  auto res = runtime::generate(*model, *prompt, go, [](const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  std::printf("\n");
+  if (!res.ok()) {
+    std::fprintf(stderr, "vlm: %s\n", res.error().message.c_str());
+    return 1;
+  }
+  if (a.stats) {
+    const auto& r = *res;
+    const size_t n = r.tokens.size();
+    std::fprintf(stderr, "prompt %lld tokens, prefill %.1f ms (%.1f tok/s); %zu tokens in %.1f ms (%.1f tok/s)\n",
+                 (long long)r.prompt_tokens, r.prefill_ms, r.prompt_tokens / (r.prefill_ms / 1000.0), n,
+                 r.decode_ms, n > 1 ? double(n - 1) / (r.decode_ms / 1000.0) : 0.0);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int exit_code() { return g_exit; }
+void set_exit_code(int code) { g_exit = code; }
+
+std::unique_ptr<models::Model> load_or_report(const std::string& dir, bool quiet) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto m = models::load_model(dir, quiet ? nullptr : load_progress);
+  if (!m.ok()) {
+    std::fprintf(stderr, "vlm: %s\n", m.error().message.c_str());
+    return nullptr;
+  }
+  if (!quiet)
+    std::fprintf(stderr, "loaded %s (%s) in %.2f s\n", dir.c_str(), (*m)->family().c_str(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return std::move(m.value());
+}
+
+void add_run(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  auto* c = app.add_subcommand("run", "Answer a prompt about images with a vision-language model");
+  c->add_option("--model,-m", a->model, "Checkpoint folder (config.json, *.safetensors, tokenizer.json, ...)")->required();
+  c->add_option("--image,-i", a->images, "Image file (PNG, JPEG, WebP); repeat for several images");
+  c->add_option("--prompt,-p", a->prompt, "The question or instruction")->capture_default_str();
+  c->add_option("--system", a->system, "System message (default: the chat template's own)");
+  c->add_option("--max-tokens", a->max_tokens, "Most tokens to generate")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  c->add_option("--temperature", a->temperature, "Sampling temperature; 0 = greedy (default: generation_config.json)")->check(CLI::Range(0.0, 100.0));
+  c->add_option("--top-p", a->top_p, "Nucleus sampling mass (default: generation_config.json)")->check(CLI::Range(0.0, 1.0));
+  c->add_option("--top-k", a->top_k, "Keep the k most likely tokens; 0 = off (default: generation_config.json)")->check(CLI::Range(0, 1 << 30));
+  c->add_option("--repetition-penalty", a->repetition_penalty, "Penalty for tokens already in the sequence (default: generation_config.json)")->check(CLI::Range(0.01, 100.0));
+  c->add_option("--seed", a->seed, "Random seed for sampling")->capture_default_str();
+  c->add_option("--min-pixels", a->min_pixels, "Smallest image area after resizing (default: preprocessor_config.json)")->check(CLI::Range(int64_t(1), int64_t(1) << 28));
+  c->add_option("--max-pixels", a->max_pixels, "Largest image area after resizing (default: preprocessor_config.json)")->check(CLI::Range(int64_t(1), int64_t(1) << 28));
+  c->add_flag("--pil-resize", a->pil, "Resize like PIL (HF slow processor) instead of torchvision (transformers 5 default)");
+  c->add_flag("--stats", a->stats, "Print prefill/decode speed to stderr");
+  c->callback([a] { set_exit_code(do_run(*a)); });
+}
+
+}  // namespace vlm::cli

@@ -1,0 +1,21 @@
+#pragma once
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "models/model.h"
+
+namespace vlm::cli {
+
+void add_run(CLI::App& app);
+void add_check(CLI::App& app);
+void add_tokenize(CLI::App& app);
+
+// Exit status set by the subcommand that ran (0 success, 1 failure, 2 bad input).
+int exit_code();
+void set_exit_code(int code);
+
+// Loads a model with a progress line on stderr; prints the error and returns null on failure.
+std::unique_ptr<models::Model> load_or_report(const std::string& dir, bool quiet = false);
+
+}  // namespace vlm::cli

@@ -1,0 +1,34 @@
+// M-RoPE for the Qwen-VL families: the three position streams of a prompt
+// (get_rope_index) and the cos/sin tables built from them.
+#pragma once
+#include <array>
+#include <vector>
+
+#include "core/status.h"
+#include "models/model.h"
+
+namespace vlm::models {
+
+struct RopeIndexArgs {
+  int32_t image_token = 151655, video_token = 151656;
+  int merge = 2;
+  std::vector<Grid> image_grids, video_grids;
+  // Qwen2.5-VL: video frame-group time step = second_per_grid_t · tokens_per_second.
+  // Empty = Qwen2-VL (time step 1 per group).
+  std::vector<double> second_per_grid_ts;
+  double tokens_per_second = 0;
+  RopeResumeRule rule = RopeResumeRule::Original;
+};
+
+// Fills `pos` (one (t, h, w) triple per token) and returns rope_delta = max + 1 - len.
+// Errors when placeholder runs and grids disagree.
+Expected<int64_t> qwen_rope_index(const std::vector<int32_t>& ids, const RopeIndexArgs& a,
+                                  std::vector<std::array<int64_t, 3>>* pos);
+
+// cos/sin [n, head_dim] for tokens with M-RoPE positions. section = (s_t, s_h, s_w) frequency
+// slots (sum = head_dim/2); interleaved = Qwen3-VL's THWTHW… slot assignment.
+void mrope_tables(const std::array<int64_t, 3>* pos, int64_t n, int head_dim, double theta,
+                  const std::array<int, 3>& section, bool interleaved, std::vector<float>* cos,
+                  std::vector<float>* sin);
+
+}  // namespace vlm::models
