@@ -51,6 +51,9 @@ class WeightStore {
   size_t total_bytes() const;
   std::vector<std::string> names() const;
 
+  // Format nn::Linear::bind computes linear layers in ("native", "q8", "q4"); set by the loader.
+  std::string linear_format = "native";
+
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, TensorView> index_;

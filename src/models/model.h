@@ -66,6 +66,13 @@ struct Session {
 // Progress callback for long loads: fraction in [0, 1] and a short label.
 using LoadProgress = void (*)(double fraction, const char* what);
 
+struct LoadOptions {
+  // Format linear-layer weights are computed in: "native" (as stored: bf16/f16/f32),
+  // "q8" or "q4" (block-quantised at load). Passed to the WeightStore before binding.
+  std::string weights = "native";
+  LoadProgress progress = nullptr;
+};
+
 struct GenerationDefaults {
   std::vector<int32_t> eos_ids;
   bool do_sample = false;
@@ -90,7 +97,9 @@ class Model {
 
  protected:
   // Tokenizer, chat template, generation defaults and the weight files.
-  Status load_common(const std::string& dir, const nlohmann::json& config, LoadProgress progress);
+  Status load_common(const std::string& dir, const nlohmann::json& config, const LoadOptions& opt);
+  // The checkpoint's chat template applied to `messages`, with bos/eos tokens in the context.
+  Expected<std::string> render_template(const nlohmann::json& messages, bool add_generation_prompt) const;
 
   std::string dir_;
   std::unique_ptr<text::Tokenizer> tokenizer_;
@@ -101,7 +110,7 @@ class Model {
 };
 
 
-Expected<std::unique_ptr<Model>> load_model(const std::string& dir, LoadProgress progress = nullptr);
+Expected<std::unique_ptr<Model>> load_model(const std::string& dir, const LoadOptions& opt = {});
 
 // Shared loading helpers for family files.
 Expected<nlohmann::json> read_json_file(const std::string& path);

@@ -151,11 +151,11 @@ class QwenVL final : public Model {
  public:
   std::string family() const override { return cfg_.model_type; }
 
-  static Expected<std::unique_ptr<Model>> load(const std::string& dir, const json& config, LoadProgress progress) {
+  static Expected<std::unique_ptr<Model>> load(const std::string& dir, const json& config, const LoadOptions& opt) {
     auto m = std::make_unique<QwenVL>();
     m->dir_ = dir;
     VLM_ASSIGN_OR_RETURN(m->cfg_, parse_config(config));
-    VLM_TRY_STATUS(m->load_common(dir, config, progress));
+    VLM_TRY_STATUS(m->load_common(dir, config, opt));
     VLM_ASSIGN_OR_RETURN(m->pre_, load_qwen_media_config(dir));
     m->vocab_ = m->cfg_.text.vocab;
     VLM_TRY_STATUS(m->bind());
@@ -165,10 +165,7 @@ class QwenVL final : public Model {
   Expected<Prompt> prepare(const json& messages, const std::vector<Media>& media,
                            const PrepareOptions& opt) const override {
     Prompt p;
-    json ctx = json::object();
-    ctx["messages"] = messages;
-    ctx["add_generation_prompt"] = opt.add_generation_prompt;
-    VLM_ASSIGN_OR_RETURN(p.text, template_->render(ctx));
+    VLM_ASSIGN_OR_RETURN(p.text, render_template(messages, opt.add_generation_prompt));
     std::vector<int32_t> ids = tokenizer_->encode(p.text, true);
 
     std::vector<const Media*> imgs, vids;
@@ -215,7 +212,7 @@ class QwenVL final : public Model {
     if (L == 0) return make_error("empty prompt");
     for (int32_t id : p.ids)
       if (id < 0 || id >= cfg_.text.vocab) return make_error("token id ", id, " outside the vocabulary");
-    std::vector<float> h(size_t(L * D));
+    std::vector<float> h(static_cast<size_t>(L * D));
     dec_.embed_tokens(p.ids.data(), L, h.data());
     if (!p.images.grids.empty()) scatter(vision_forward(p.images, trace), cfg_.image_token, p.ids, h.data());
     if (!p.videos.grids.empty()) scatter(vision_forward(p.videos, trace), cfg_.video_token, p.ids, h.data());
@@ -233,7 +230,7 @@ class QwenVL final : public Model {
   void decode(Session& s, int32_t token, std::vector<float>* logits) const override {
     VLM_CHECK(token >= 0 && token < cfg_.text.vocab, "token %d outside the vocabulary", token);
     const int64_t D = cfg_.text.hidden;
-    std::vector<float> h(size_t(D));
+    std::vector<float> h(static_cast<size_t>(D));
     dec_.embed_tokens(&token, 1, h.data());
     std::array<int64_t, 3> pos{s.next_pos, s.next_pos, s.next_pos};
     std::vector<float> cos, sin;
@@ -331,7 +328,7 @@ class QwenVL final : public Model {
     const QwenVisionConfig& V = cfg_.vision;
     const int64_t N = px.rows, E = V.width, mm = int64_t(V.merge) * V.merge, hd = E / V.heads;
     const std::string hook = "hook.model.visual.";
-    std::vector<float> x(size_t(N * E));
+    std::vector<float> x(static_cast<size_t>(N * E));
     ops::linear(px.values.data(), N, px.cols, patch_, nullptr, x.data());
     if (trace) trace->tensor(hook + "patch_embed", x.data(), {N, E});
 
@@ -417,8 +414,8 @@ class QwenVL final : public Model {
 }  // namespace
 
 Expected<std::unique_ptr<Model>> load_qwen2_vl(const std::string& dir, const nlohmann::json& config,
-                                               LoadProgress progress) {
-  return QwenVL::load(dir, config, progress);
+                                               const LoadOptions& opt) {
+  return QwenVL::load(dir, config, opt);
 }
 
 }  // namespace vlm::models

@@ -95,7 +95,9 @@ void set_exit_code(int code) { g_exit = code; }
 
 std::unique_ptr<models::Model> load_or_report(const std::string& dir, bool quiet) {
   auto t0 = std::chrono::steady_clock::now();
-  auto m = models::load_model(dir, quiet ? nullptr : load_progress);
+  models::LoadOptions lo;
+  lo.progress = quiet ? nullptr : load_progress;
+  auto m = models::load_model(dir, lo);
   if (!m.ok()) {
     std::fprintf(stderr, "vlm: %s\n", m.error().message.c_str());
     return nullptr;
