@@ -1,0 +1,107 @@
+// The BPE model of tokenizer.json: vocabulary, ranked merges, and the merge
+// loop that turns one pre-tokenized word into ids.
+#pragma once
+#include "core/status.h"
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace vlm::text {
+
+struct BpeOptions {
+  std::string unk_token;                  // empty: none
+  std::string continuing_subword_prefix;  // glued in front of every non-first char
+  std::string end_of_word_suffix;         // glued after the last char (CLIP's "</w>")
+  bool fuse_unk = false;
+  bool byte_fallback = false;  // unknown chars become <0xNN> tokens
+  bool ignore_merges = false;  // a word already in the vocab is taken whole
+};
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+// Open-addressing map from a pair of token ids to (rank, merged id). The
+// merge loop does one lookup per candidate pair, so this is the hot table.
+class MergeTable {
+ public:
+  void reserve(size_t n);
+  // Keeps the first (lowest-rank) entry when a pair repeats, as HF does.
+  void insert(int32_t a, int32_t b, int32_t rank, int32_t merged);
+  // False if (a, b) has no merge.
+  bool find(int32_t a, int32_t b, int32_t& rank, int32_t& merged) const {
+    if (slots_.empty()) return false;
+    const uint64_t key = pack(a, b);
+    for (size_t i = hash(key) & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.key == key) {
+        rank = s.rank;
+        merged = s.merged;
+        return true;
+      }
+      if (s.key == kEmpty) return false;
+    }
+  }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr uint64_t kEmpty = ~0ull;
+  struct Slot {
+    uint64_t key = kEmpty;
+    int32_t rank = 0;
+    int32_t merged = 0;
+  };
+  static uint64_t pack(int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  }
+  static size_t hash(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return static_cast<size_t>(k);
+  }
+  void grow();
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+};
+
+class BpeModel {
+ public:
+  // `vocab` maps token -> id; `merges` are (left, right) token pairs in rank order.
+  static Expected<std::unique_ptr<BpeModel>> create(
+      std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab,
+      const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options);
+
+  // Appends the ids of one pre-tokenized word.
+  void tokenize(std::string_view word, std::vector<int32_t>& out) const;
+
+  int32_t token_to_id(std::string_view token) const;
+  // nullptr when the id has no vocab entry.
+  const std::string* id_to_token(int32_t id) const;
+  int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
+  const BpeOptions& options() const { return opt_; }
+
+ private:
+  void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+
+  BpeOptions opt_;
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab_;
+  std::vector<const std::string*> id_to_token_;
+  MergeTable merges_;
+  int32_t unk_id_ = -1;
+  int32_t byte_ids_[256];  // <0xNN> tokens for byte fallback, -1 if absent
+
+  // Words repeat a lot in real text; caching their ids skips the merge loop.
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>
+      cache_;
+};
+
+}  // namespace vlm::text

@@ -1,0 +1,238 @@
+#include "text/unicode.h"
+
+#include <utf8proc.h>
+
+#include <cstdlib>
+
+namespace vlm::text::unicode {
+namespace {
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if the bytes there
+// do not start one; `bad` then receives the length of the maximal invalid
+// subpart (what from_utf8_lossy replaces with a single U+FFFD).
+size_t seq_len(std::string_view s, size_t i, size_t& bad) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  bad = 1;
+  if (b0 < 0x80) return 1;
+  unsigned char lo = 0x80, hi = 0xBF;
+  size_t need;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    need = 1;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    need = 2;
+    if (b0 == 0xE0) lo = 0xA0;
+    if (b0 == 0xED) hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    need = 3;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  for (size_t k = 1; k <= need; ++k) {
+    if (i + k >= s.size()) {
+      bad = k;
+      return 0;
+    }
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if (b < lo || b > hi) {
+      bad = k;
+      return 0;
+    }
+    lo = 0x80;
+    hi = 0xBF;
+  }
+  return need + 1;
+}
+
+}  // namespace
+
+char32_t next_cp(std::string_view s, size_t& i) {
+  size_t bad;
+  const size_t n = seq_len(s, i, bad);
+  if (n == 0) {
+    i += 1;
+    return 0xFFFD;
+  }
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + i);
+  char32_t cp;
+  switch (n) {
+    case 1: cp = p[0]; break;
+    case 2: cp = ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu); break;
+    case 3: cp = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu); break;
+    default:
+      cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
+  }
+  i += n;
+  return cp;
+}
+
+size_t utf8_len(char32_t cp) {
+  if (cp < 0x80) return 1;
+  if (cp < 0x800) return 2;
+  if (cp < 0x10000) return 3;
+  return 4;
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+bool is_valid_utf8(std::string_view s) {
+  size_t i = 0, bad;
+  while (i < s.size()) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = seq_len(s, i, bad);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string to_valid_utf8(std::string_view s) {
+  if (is_valid_utf8(s)) return std::string(s);
+  std::string out;
+  out.reserve(s.size() + 8);
+  size_t i = 0, bad;
+  while (i < s.size()) {
+    const size_t n = seq_len(s, i, bad);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      i += bad;
+    } else {
+      out.append(s.data() + i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
+bool is_white_space(char32_t c) {
+  switch (c) {
+    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
+    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
+    case 0x202F: case 0x205F: case 0x3000:
+      return true;
+    default:
+      return c >= 0x2000 && c <= 0x200A;
+  }
+}
+
+bool is_python_space(char32_t c) {
+  return is_white_space(c) || (c >= 0x1C && c <= 0x1F);
+}
+
+bool is_word_char(char32_t c) {
+  if (c < 0x80) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+  }
+  if (c == 0x200C || c == 0x200D) return true;  // Join_Control
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string normalize(std::string_view s, NormForm form) {
+  // Code points below U+0300 (lead bytes below 0xCC) are stable under NFC and
+  // nothing composes onto them from that range, so most text skips utf8proc.
+  // The other forms change Latin-1 already, so only ASCII is trivial there.
+  const unsigned char limit = form == NormForm::NFC ? 0xCC : 0x80;
+  bool trivial = true;
+  for (const char ch : s) {
+    if (static_cast<unsigned char>(ch) >= limit) {
+      trivial = false;
+      break;
+    }
+  }
+  if (trivial) return std::string(s);
+  int options = UTF8PROC_STABLE;
+  switch (form) {
+    case NormForm::NFC: options |= UTF8PROC_COMPOSE; break;
+    case NormForm::NFD: options |= UTF8PROC_DECOMPOSE; break;
+    case NormForm::NFKC: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
+    case NormForm::NFKD: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+  }
+  utf8proc_uint8_t* out = nullptr;
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                   static_cast<utf8proc_ssize_t>(s.size()), &out,
+                   static_cast<utf8proc_option_t>(options));
+  if (n < 0) return std::string(s);  // only on invalid UTF-8, which callers exclude
+  std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+  std::free(out);
+  return result;
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {
+      out.push_back(static_cast<char>(b >= 'A' && b <= 'Z' ? b + 32 : b));
+      ++i;
+      continue;
+    }
+    const char32_t c = next_cp(s, i);
+    if (c == 0x130) {
+      // The one unconditional multi-char lowercase mapping (SpecialCasing.txt).
+      out += "i\xCC\x87";
+      continue;
+    }
+    append_utf8(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+  }
+  return out;
+}
+
+namespace {
+
+struct ByteTables {
+  std::array<std::string, 256> to_uni;
+  std::array<int16_t, 512> from_uni;  // byte chars all lie below U+0200
+  ByteTables() {
+    from_uni.fill(-1);
+    int n = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+      const char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
+      append_utf8(to_uni[b], cp);
+      from_uni[cp] = static_cast<int16_t>(b);
+    }
+  }
+};
+
+const ByteTables& tables() {
+  static const ByteTables t;
+  return t;
+}
+
+}  // namespace
+
+const std::array<std::string, 256>& byte_to_unicode() { return tables().to_uni; }
+
+int unicode_to_byte(char32_t c) { return c < 512 ? tables().from_uni[c] : -1; }
+
+}  // namespace vlm::text::unicode
