@@ -20,6 +20,7 @@ struct PngReader {
   std::span<const uint8_t> src;
   size_t pos = 0;
   char message[200] = {0};
+  char warning[200] = {0};  // libpng often explains an error in a preceding warning
   Image image;
   std::vector<png_bytep> rows;
   int orientation = 1;
@@ -37,6 +38,11 @@ void png_error_fn(png_structp png, png_const_charp msg) {
 
 void png_warning_fn(png_structp, png_const_charp) {}
 
+void png_read_warning_fn(png_structp png, png_const_charp msg) {
+  auto* r = static_cast<PngReader*>(png_get_error_ptr(png));
+  std::snprintf(r->warning, sizeof(r->warning), "%s", msg ? msg : "");
+}
+
 void png_read_fn(png_structp png, png_bytep out, png_size_t n) {
   auto* r = static_cast<PngReader*>(png_get_io_ptr(png));
   if (n > r->src.size() - r->pos) png_error(png, "file is truncated");
@@ -49,7 +55,8 @@ void png_read_fn(png_structp png, png_bytep out, png_size_t n) {
 bool png_decode_inner(PngReader& r, const DecodeLimits& limits, Status* st) {
   if (setjmp(png_jmpbuf(r.png))) return false;
   png_set_read_fn(r.png, &r, png_read_fn);
-  png_set_user_limits(r.png, png_uint_32(limits.max_side), png_uint_32(limits.max_side));
+  // libpng's own size limit (1e6 per side) stays as a backstop; our check
+  // below gives the clearer message for anything in between.
   png_read_info(r.png, r.info);
 
   png_uint_32 w = 0, h = 0;
@@ -128,12 +135,15 @@ bool png_encode_inner(PngWriter& w, const Image& img) {
 Expected<Image> decode_png(std::span<const uint8_t> bytes, const DecodeLimits& limits) {
   PngReader r;
   r.src = bytes;
-  r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, png_error_fn, png_warning_fn);
+  r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, png_error_fn, png_read_warning_fn);
   if (!r.png) return make_error("PNG: cannot create decoder");
   r.info = png_create_info_struct(r.png);
   if (!r.info) return make_error("PNG: cannot create decoder");
   Status st;
-  if (!png_decode_inner(r, limits, &st)) return make_error("PNG: ", r.message);
+  if (!png_decode_inner(r, limits, &st)) {
+    if (r.warning[0]) return make_error("PNG: ", r.message, " (", r.warning, ")");
+    return make_error("PNG: ", r.message);
+  }
   if (!st.ok()) return st.error();
   if (r.orientation != 1) return apply_exif_orientation(r.image, r.orientation);
   return std::move(r.image);
