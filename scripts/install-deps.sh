@@ -4,6 +4,7 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config git
       nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
       libpng-dev libjpeg62-turbo-dev libwebp-dev
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
       libgtest-dev libbenchmark-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
