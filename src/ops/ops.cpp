@@ -10,6 +10,10 @@ void linear(const float* x, int64_t M, int64_t K, const TensorView& W, const Ten
   cpu::linear(x, M, K, W, b, y);
 }
 
+void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const TensorView* b, float* y) {
+  cpu::linear(x, M, K, W, b, y);
+}
+
 void rmsnorm(const float* x, int64_t rows, int64_t dim, const TensorView& w, float eps, float* y) {
   parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
     ref::rmsnorm(x + r0 * dim, r1 - r0, dim, w, eps, y + r0 * dim);

@@ -4,6 +4,8 @@
 // is dispatched here to the fastest implementation for this CPU.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -12,7 +14,45 @@ namespace vlm::ops {
 enum class Act { Identity, Silu, QuickGelu, Gelu, GeluTanh };
 
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ b[N]).  W: [N, K] any float dtype; b: [N] or null.
+// Exact f32 math: weights are widened to f32 and multiplied with f32 activations.
 void linear(const float* x, int64_t M, int64_t K, const TensorView& W, const TensorView* b, float* y);
+
+// Formats a linear layer's weight can be computed in (chosen once, at load).
+//   Native: the checkpoint tensor as stored (F32/F16/BF16), exact f32 math as linear() above.
+//   BF16:   bf16 weights and activations rounded to bf16, products summed in f32 (AVX512_BF16
+//           dot products); the precision llama.cpp uses for F16/BF16 weights.
+//   Q8:     int8 weights in blocks of 32 along K with an f16 scale each (1.0625 bytes/weight).
+//   Q4:     4-bit weights in blocks of 32 along K with an f16 scale each (0.5625 bytes/weight).
+// Q8/Q4 quantise activations to int8 per block of 32 on the fly (int8 dot products).
+enum class LinearFormat { Native, BF16, Q8, Q4 };
+// "native" | "bf16" | "q8" | "q4"; false if unknown.
+bool parse_linear_format(const std::string& s, LinearFormat* out);
+const char* linear_format_name(LinearFormat f);
+
+// A weight prepared once, at load, for the kernels of its format. Native keeps a view of the
+// checkpoint tensor (nothing copied); BF16 keeps a view when the tensor already is BF16; the
+// quantised formats own their repacked blocks.
+struct PackedWeight {
+  LinearFormat format = LinearFormat::Native;
+  int64_t n = 0, k = 0;  // W is [n, k]
+  TensorView view;       // Native / BF16: the [n, k] weight
+  Buffer data;           // owned storage (quantised blocks, or a BF16 copy of a non-BF16 weight)
+  int64_t kp = 0;        // Q8/Q4: k rounded up to a whole block (32); padding weights are 0
+  // Bytes one pass over the weight reads (what one decode step streams from memory).
+  size_t bytes() const;
+};
+
+// Quantised layout (Q8/Q4), chosen for the int8 dot-product kernels: rows are grouped in panels
+// of 16; each panel stores, per block of 32 along K, the 16x32 weights as [8 groups of 4 k]
+// x [16 rows] x [4 k] (so one 64-byte load feeds one vpdpbusd), followed by the 16 f16 scales.
+// Q8 weights are stored as q + 128 (u8); Q4 as q + 8 in 0..15, two 4-k groups per byte
+// (group 2j in the low nibbles, group 2j+1 in the high nibbles). Rows past n are zero.
+inline constexpr int64_t kQuantBlock = 32, kQuantPanel = 16;
+
+std::shared_ptr<PackedWeight> pack_weight(const TensorView& W, LinearFormat f);
+
+// y[M, N] = x[M, K] · Wᵀ (+ b) in W's format.
+void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const TensorView* b, float* y);
 
 // y[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) * w.   x, y: [rows, dim]; w: [dim]. y may alias x.
 void rmsnorm(const float* x, int64_t rows, int64_t dim, const TensorView& w, float eps, float* y);
@@ -61,5 +101,13 @@ struct AttnArgs {
   int n_seg = 0;
 };
 void attention(const AttnArgs& a);
+
+}  // namespace vlm::ops
+
+namespace vlm::ops {
+
+// Memory read bandwidth in GB/s seen by parallel_for's threads: each pass sums a `bytes` buffer
+// (touched first, so no page faults are timed). Returns the median pass; min/max optional.
+double probe_read_bandwidth(size_t bytes, int passes, double* min_gbs = nullptr, double* max_gbs = nullptr);
 
 }  // namespace vlm::ops

@@ -10,7 +10,9 @@
 
 namespace vlm::ops::cpu {
 
-void attention(const AttnArgs& a) {
+void attention(const AttnArgs& a) { kernels().attention(a); }
+
+void attention_portable(const AttnArgs& a) {
   VLM_CHECK(a.heads % a.kv_heads == 0, "heads %d not a multiple of kv_heads %d", a.heads, a.kv_heads);
   VLM_CHECK(!a.cu_seqlens || a.n_q == a.n_kv, "segmented attention needs n_q == n_kv");
   const int group = a.heads / a.kv_heads;

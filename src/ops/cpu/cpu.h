@@ -1,10 +1,58 @@
 // Optimised CPU kernels (multi-threaded; SIMD variants chosen at run time).
+//
+// linear.cpp / attention.cpp hold the drivers (threading, activation preparation) and the
+// portable kernels; *_avx512.cpp hold the AVX-512 kernels (compiled with their own -m flags).
+// dispatch.cpp picks the best kernel set this CPU supports (VLM_ISA=portable|avx512 overrides).
 #pragma once
+#include <vector>
+
 #include "ops/ops.h"
 
 namespace vlm::ops::cpu {
 
 void linear(const float* x, int64_t M, int64_t K, const TensorView& W, const TensorView* b, float* y);
+void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const TensorView* b, float* y);
 void attention(const AttnArgs& a);
+
+// Activations of one linear() call prepared for the int8 kernels (see ref::quantize_activations):
+// q [M, kp] int8; d [M, nb] block scales; e [M, nb] = -c·(sum of the block's q), c = 128 for Q8
+// (weights stored as q + 128) and 8 for Q4 (stored as q + 8), so the u8·s8 dot plus e is the
+// signed dot product.
+struct QuantActs {
+  const int8_t* q = nullptr;
+  const float* d = nullptr;
+  const float* e = nullptr;
+  int64_t kp = 0, nb = 0;
+};
+
+// One kernel set. The gemm kernels compute the columns [n0, n1) of y[M, ldy] for all M rows and
+// add bias[n] (f32, may be null); the drivers split N between threads.
+struct Kernels {
+  const char* name;
+  // Exact f32: x [M, K] f32, W [N, K] F32/F16/BF16.
+  void (*gemm_f32)(const float* x, int64_t M, int64_t K, const TensorView& W, int64_t n0, int64_t n1,
+                   const float* bias, float* y, int64_t ldy);
+  // xb [M, ldx] bf16 (ldx even, >= K, zero padded), W [N, K] bf16.
+  void (*gemm_bf16)(const uint16_t* xb, int64_t ldx, int64_t M, int64_t K, const uint16_t* W, int64_t n0,
+                    int64_t n1, const float* bias, float* y, int64_t ldy);
+  // Q8/Q4 on whole panels of 16 rows: [n0, n1) are multiples of 16 (n1 may be W.n).
+  void (*gemm_quant)(const QuantActs& a, int64_t M, const PackedWeight& W, int64_t n0, int64_t n1,
+                     const float* bias, float* y, int64_t ldy);
+  // Fills q/d/e of QuantActs for x [M, K]; c as above.
+  void (*quantize_rows)(const float* x, int64_t M, int64_t K, int64_t kp, int c, int8_t* q, float* d, float* e);
+  void (*attention)(const AttnArgs& a);
+};
+
+const Kernels& kernels();                       // the set in use
+std::vector<const Kernels*> available_kernels();  // every set this CPU can run (tests)
+void use_kernels(const Kernels* k);              // tests: force one set (null: back to the best)
+
+const Kernels* portable_kernels();
+const Kernels* avx512_kernels();  // null when not compiled in
+
+// Portable kernels, also used by the SIMD sets for what they do not specialise.
+void gemm_f32_portable(const float* x, int64_t M, int64_t K, const TensorView& W, int64_t n0, int64_t n1,
+                       const float* bias, float* y, int64_t ldy);
+void attention_portable(const AttnArgs& a);
 
 }  // namespace vlm::ops::cpu

@@ -1,10 +1,14 @@
-// Portable blocked linear: weights are widened to f32 one tile at a time and
-// reused across all M rows, so each weight byte is read from memory once.
+// Linear-layer drivers (threading, activation preparation, bias) and the
+// portable kernels. The portable f32 kernel widens weights to f32 one tile at
+// a time and reuses the tile across all M rows, so each weight byte is read
+// from memory once.
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "core/threads.h"
 #include "ops/cpu/cpu.h"
+#include "ops/quant.h"
 #include "ops/ref/ref.h"
 
 namespace vlm::ops::cpu {
@@ -34,26 +38,131 @@ inline float dot(const float* a, const float* b, int64_t K) {
   return t;
 }
 
+void gemm_bf16_portable(const uint16_t* xb, int64_t ldx, int64_t M, int64_t K, const uint16_t* W, int64_t n0,
+                        int64_t n1, const float* bias, float* y, int64_t ldy) {
+  std::vector<float> xr(static_cast<size_t>(M * K)), wr(static_cast<size_t>(K));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) xr[size_t(m * K + k)] = bf16_to_f32(xb[m * ldx + k]);
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t k = 0; k < K; ++k) wr[size_t(k)] = bf16_to_f32(W[n * K + k]);
+    for (int64_t m = 0; m < M; ++m) y[m * ldy + n] = dot(xr.data() + m * K, wr.data(), K) + (bias ? bias[n] : 0.0f);
+  }
+}
+
+void gemm_quant_portable(const QuantActs& a, int64_t M, const PackedWeight& W, int64_t n0, int64_t n1,
+                         const float* bias, float* y, int64_t ldy) {
+  const bool q8 = W.format == LinearFormat::Q8;
+  for (int64_t n = n0; n < std::min(n1, W.n); ++n) {
+    const int64_t p = n / kQuantPanel, r = n % kQuantPanel;
+    for (int64_t m = 0; m < M; ++m) {
+      const int8_t* xq = a.q + m * a.kp;
+      float acc = 0;
+      for (int64_t b = 0; b < a.nb; ++b) {
+        const uint8_t* q = quant::quants(W, p, b);
+        int32_t s = 0;
+        for (int i = 0; i < 32; ++i) {
+          const int g = i / 4, j = i % 4;
+          const int u = q8 ? q[(g * 16 + r) * 4 + j] : (q[((g / 2) * 16 + r) * 4 + j] >> (4 * (g % 2))) & 15;
+          s += u * int32_t(xq[b * 32 + i]);
+        }
+        const float dw = f16_to_f32(quant::scales(W, p, b)[r]);
+        acc += dw * a.d[m * a.nb + b] * (float(s) + a.e[m * a.nb + b]);
+      }
+      y[m * ldy + n] = acc + (bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
+void quantize_rows_portable(const float* x, int64_t M, int64_t K, int64_t kp, int c, int8_t* q, float* d, float* e) {
+  const int64_t nb = kp / kQuantBlock;
+  for (int64_t m = 0; m < M; ++m) {
+    ref::quantize_activations(x + m * K, K, kp, q + m * kp, d + m * nb);
+    for (int64_t b = 0; b < nb; ++b) {
+      int s = 0;
+      for (int i = 0; i < 32; ++i) s += q[m * kp + b * 32 + i];
+      e[m * nb + b] = -float(c * s);
+    }
+  }
+}
+
+const Kernels kPortable = {"portable", gemm_f32_portable, gemm_bf16_portable, gemm_quant_portable,
+                           quantize_rows_portable, attention_portable};
+
+std::vector<float> bias_f32(const TensorView* b, int64_t N) {
+  std::vector<float> v;
+  if (!b) return v;
+  VLM_CHECK(b->numel() == N, "linear: bias has %lld values, N=%lld", (long long)b->numel(), (long long)N);
+  v.resize(size_t(N));
+  for (int64_t i = 0; i < N; ++i) v[size_t(i)] = ref::weight_at(*b, i);
+  return v;
+}
+
+// Thread ranges: small grains for matrix-vector products (bandwidth-bound, spread evenly),
+// whole register panels for matrix-matrix products.
+int64_t grain_for(int64_t M) { return M <= 4 ? 16 : 64; }
+
 }  // namespace
+
+const Kernels* portable_kernels() { return &kPortable; }
+
+void gemm_f32_portable(const float* x, int64_t M, int64_t K, const TensorView& W, int64_t n0, int64_t n1,
+                       const float* bias, float* y, int64_t ldy) {
+  constexpr int64_t kTileN = 16;
+  std::vector<float> wt(size_t(kTileN * K));
+  for (int64_t nb = n0; nb < n1; nb += kTileN) {
+    const int64_t nt = std::min(kTileN, n1 - nb);
+    for (int64_t j = 0; j < nt; ++j) widen_row(W, nb + j, K, wt.data() + j * K);
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * K;
+      for (int64_t j = 0; j < nt; ++j)
+        y[m * ldy + nb + j] = dot(xm, wt.data() + j * K, K) + (bias ? bias[nb + j] : 0.0f);
+    }
+  }
+}
 
 void linear(const float* x, int64_t M, int64_t K, const TensorView& W, const TensorView* b, float* y) {
   const int64_t N = W.dim(0);
   VLM_CHECK(W.ndim == 2 && W.dim(1) == K, "linear: W is %s, K=%lld", W.shape_str().c_str(), (long long)K);
-  constexpr int64_t kTileN = 16;
-  parallel_for(N, kTileN, [&](int64_t n0, int64_t n1) {
-    std::vector<float> wt(size_t(kTileN * K));
-    for (int64_t nb = n0; nb < n1; nb += kTileN) {
-      const int64_t nt = std::min(kTileN, n1 - nb);
-      for (int64_t j = 0; j < nt; ++j) widen_row(W, nb + j, K, wt.data() + j * K);
-      for (int64_t m = 0; m < M; ++m) {
-        const float* xm = x + m * K;
-        for (int64_t j = 0; j < nt; ++j) {
-          float v = dot(xm, wt.data() + j * K, K);
-          if (b) v += ref::weight_at(*b, nb + j);
-          y[m * N + nb + j] = v;
-        }
+  const std::vector<float> bias = bias_f32(b, N);
+  const float* bp = b ? bias.data() : nullptr;
+  const Kernels& kk = kernels();
+  parallel_for(N, grain_for(M), [&](int64_t n0, int64_t n1) { kk.gemm_f32(x, M, K, W, n0, n1, bp, y, N); });
+}
+
+void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const TensorView* b, float* y) {
+  VLM_CHECK(W.k == K, "linear: packed weight is [%lld, %lld], K=%lld", (long long)W.n, (long long)W.k,
+            (long long)K);
+  const int64_t N = W.n;
+  if (W.format == LinearFormat::Native) return linear(x, M, K, W.view, b, y);
+  const std::vector<float> bias = bias_f32(b, N);
+  const float* bp = b ? bias.data() : nullptr;
+  const Kernels& kk = kernels();
+  if (W.format == LinearFormat::BF16) {
+    const int64_t ldx = (K + 31) / 32 * 32;
+    Buffer xb(size_t(M * ldx * 2));
+    uint16_t* xp = xb.as<uint16_t>();
+    parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) {
+        for (int64_t k = 0; k < K; ++k) xp[m * ldx + k] = f32_to_bf16(x[m * K + k]);
+        for (int64_t k = K; k < ldx; ++k) xp[m * ldx + k] = 0;
       }
-    }
+    });
+    const uint16_t* w = W.view.as<uint16_t>();
+    parallel_for(N, grain_for(M), [&](int64_t n0, int64_t n1) { kk.gemm_bf16(xp, ldx, M, K, w, n0, n1, bp, y, N); });
+    return;
+  }
+  const int64_t kp = W.kp, nb = kp / kQuantBlock;
+  Buffer qb(size_t(M * kp)), db(size_t(M * nb * 4)), eb(size_t(M * nb * 4));
+  const int c = W.format == LinearFormat::Q8 ? 128 : 8;
+  parallel_for(M, 8, [&](int64_t m0, int64_t m1) {
+    kk.quantize_rows(x + m0 * K, m1 - m0, K, kp, c, qb.as<int8_t>() + m0 * kp, db.as<float>() + m0 * nb,
+                     eb.as<float>() + m0 * nb);
+  });
+  QuantActs qa{qb.as<int8_t>(), db.as<float>(), eb.as<float>(), kp, nb};
+  const int64_t np = quant::panels(W);
+  const int64_t grain = M <= 4 ? 1 : 4;
+  parallel_for(np, grain, [&](int64_t p0, int64_t p1) {
+    kk.gemm_quant(qa, M, W, p0 * kQuantPanel, std::min(N, p1 * kQuantPanel), bp, y, N);
   });
 }
 

@@ -1,8 +1,11 @@
 #include "ops/ref/ref.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "ops/quant.h"
 
 namespace vlm::ops::ref {
 
@@ -140,6 +143,72 @@ void attention(const AttnArgs& a) {
         const float* v = a.v + j * a.kv_stride + kv_off;
         for (int t = 0; t < a.d; ++t) o[t] += w * v[t];
       }
+    }
+  }
+}
+
+// Integer value and scale of weight (n, k) in a quantised packed weight.
+static int quant_value(const PackedWeight& w, int64_t n, int64_t kk, float* scale) {
+  const int64_t p = n / kQuantPanel, r = n % kQuantPanel, b = kk / kQuantBlock, i = kk % kQuantBlock;
+  const uint8_t* q = quant::quants(w, p, b);
+  *scale = f16_to_f32(quant::scales(w, p, b)[r]);
+  const int g = int(i / 4), j = int(i % 4);
+  if (w.format == LinearFormat::Q8) return int(q[(g * 16 + r) * 4 + j]) - 128;
+  const uint8_t byte = q[((g / 2) * 16 + r) * 4 + j];
+  return int(g % 2 == 0 ? byte & 0x0F : byte >> 4) - 8;
+}
+
+std::vector<float> dequantize(const PackedWeight& w) {
+  const int64_t N = w.n, K = w.k;
+  std::vector<float> out(size_t(N * K));
+  if (w.format == LinearFormat::Native || w.format == LinearFormat::BF16) {
+    for (int64_t i = 0; i < N * K; ++i) out[size_t(i)] = weight_at(w.view, i);
+    return out;
+  }
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t kk = 0; kk < K; ++kk) {
+      float d;
+      const int v = quant_value(w, n, kk, &d);
+      out[size_t(n * K + kk)] = d * float(v);
+    }
+  return out;
+}
+
+void quantize_activations(const float* x, int64_t K, int64_t kp, int8_t* q, float* d) {
+  for (int64_t b = 0; b < kp / kQuantBlock; ++b) {
+    float amax = 0;
+    for (int64_t i = b * kQuantBlock; i < std::min(K, (b + 1) * kQuantBlock); ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float db = amax / 127.0f, id = db > 0 ? 1.0f / db : 0.0f;
+    d[b] = db;
+    for (int64_t i = b * kQuantBlock; i < (b + 1) * kQuantBlock; ++i)
+      q[i] = i < K ? int8_t(std::nearbyint(x[i] * id)) : int8_t(0);
+  }
+}
+
+void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const TensorView* b, float* y) {
+  const int64_t N = W.n;
+  VLM_CHECK(W.k == K, "linear: packed weight is [%lld, %lld], K=%lld", (long long)W.n, (long long)W.k, (long long)K);
+  if (W.format == LinearFormat::Native) return linear(x, M, K, W.view, b, y);
+  if (W.format == LinearFormat::BF16) {
+    std::vector<float> xr(size_t(M * K));
+    for (int64_t i = 0; i < M * K; ++i) xr[size_t(i)] = bf16_to_f32(f32_to_bf16(x[i]));
+    return linear(xr.data(), M, K, W.view, b, y);
+  }
+  const int64_t kp = W.kp, nb = kp / kQuantBlock;
+  std::vector<int8_t> q(static_cast<size_t>(kp));
+  std::vector<float> d(static_cast<size_t>(nb));
+  for (int64_t m = 0; m < M; ++m) {
+    quantize_activations(x + m * K, K, kp, q.data(), d.data());
+    for (int64_t n = 0; n < N; ++n) {
+      float acc = 0;
+      for (int64_t blk = 0; blk < nb; ++blk) {
+        float dw = 0;
+        int32_t isum = 0;
+        for (int64_t i = blk * kQuantBlock; i < std::min(K, (blk + 1) * kQuantBlock); ++i)
+          isum += int32_t(q[size_t(i)]) * quant_value(W, n, i, &dw);
+        acc += dw * d[size_t(blk)] * float(isum);
+      }
+      y[m * N + n] = acc + (b ? weight_at(*b, n) : 0.0f);
     }
   }
 }

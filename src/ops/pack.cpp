@@ -1,0 +1,142 @@
+// Weight formats and their load-time packing (the format definition: the
+// kernels and the scalar reference both read what is written here).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/threads.h"
+#include "ops/ops.h"
+#include "ops/ref/ref.h"
+
+namespace vlm::ops {
+
+bool parse_linear_format(const std::string& s, LinearFormat* out) {
+  if (s == "native") *out = LinearFormat::Native;
+  else if (s == "bf16") *out = LinearFormat::BF16;
+  else if (s == "q8") *out = LinearFormat::Q8;
+  else if (s == "q4") *out = LinearFormat::Q4;
+  else return false;
+  return true;
+}
+
+const char* linear_format_name(LinearFormat f) {
+  switch (f) {
+    case LinearFormat::Native: return "native";
+    case LinearFormat::BF16: return "bf16";
+    case LinearFormat::Q8: return "q8";
+    case LinearFormat::Q4: return "q4";
+  }
+  return "?";
+}
+
+namespace quant {
+
+int64_t block_bytes(LinearFormat f) { return f == LinearFormat::Q8 ? 512 : 256; }
+
+int64_t panels(const PackedWeight& w) { return (w.n + kQuantPanel - 1) / kQuantPanel; }
+
+const uint8_t* quants(const PackedWeight& w, int64_t panel, int64_t block) {
+  const int64_t nb = w.kp / kQuantBlock;
+  return w.data.as<uint8_t>() + (panel * nb + block) * block_bytes(w.format);
+}
+
+const uint16_t* scales(const PackedWeight& w, int64_t panel, int64_t block) {
+  const int64_t nb = w.kp / kQuantBlock;
+  const int64_t qbytes = panels(w) * nb * block_bytes(w.format);
+  return reinterpret_cast<const uint16_t*>(w.data.as<uint8_t>() + qbytes) + (panel * nb + block) * kQuantPanel;
+}
+
+}  // namespace quant
+
+size_t PackedWeight::bytes() const {
+  switch (format) {
+    case LinearFormat::Native: return view.nbytes();
+    case LinearFormat::BF16: return size_t(n * k * 2);
+    case LinearFormat::Q8:
+    case LinearFormat::Q4: return data.size();
+  }
+  return 0;
+}
+
+namespace {
+
+// Quantises one block of 32 weights (row r of the panel) into the panel block.
+void quantize_block(LinearFormat f, const float* w, int r, uint8_t* q, uint16_t* s) {
+  float amax = 0, vmax = 0;
+  for (int i = 0; i < 32; ++i)
+    if (std::fabs(w[i]) > amax) {
+      amax = std::fabs(w[i]);
+      vmax = w[i];
+    }
+  if (f == LinearFormat::Q8) {
+    const uint16_t d16 = f32_to_f16(amax / 127.0f);
+    const float d = f16_to_f32(d16);
+    s[r] = d16;
+    for (int i = 0; i < 32; ++i) {
+      const int v = d > 0 ? int(std::clamp(std::nearbyint(w[i] / d), -127.0f, 127.0f)) : 0;
+      q[((i / 4) * 16 + r) * 4 + i % 4] = uint8_t(v + 128);
+    }
+  } else {
+    const uint16_t d16 = f32_to_f16(vmax / -8.0f);
+    const float d = f16_to_f32(d16);
+    s[r] = d16;
+    for (int i = 0; i < 32; ++i) {
+      const int v = d != 0 ? int(std::clamp(std::nearbyint(w[i] / d) + 8.0f, 0.0f, 15.0f)) : 8;
+      const int g = i / 4, h = g / 2;
+      uint8_t& byte = q[(h * 16 + r) * 4 + i % 4];
+      byte = uint8_t(g % 2 == 0 ? (byte & 0xF0) | v : (byte & 0x0F) | (v << 4));
+    }
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<PackedWeight> pack_weight(const TensorView& W, LinearFormat f) {
+  VLM_CHECK(W.ndim == 2, "pack_weight: weight must be 2-d, is %s", W.shape_str().c_str());
+  auto p = std::make_shared<PackedWeight>();
+  p->format = f;
+  p->n = W.dim(0);
+  p->k = W.dim(1);
+  const int64_t N = p->n, K = p->k;
+  if (f == LinearFormat::Native) {
+    p->view = W;
+    return p;
+  }
+  if (f == LinearFormat::BF16) {
+    if (W.dtype == DType::BF16) {
+      p->view = W;
+      return p;
+    }
+    p->data = Buffer(size_t(N * K * 2));
+    uint16_t* d = p->data.as<uint16_t>();
+    parallel_for(N, 64, [&](int64_t n0, int64_t n1) {
+      for (int64_t i = n0 * K; i < n1 * K; ++i) d[i] = f32_to_bf16(ref::weight_at(W, i));
+    });
+    p->view = TensorView(DType::BF16, d, {N, K});
+    return p;
+  }
+  p->kp = (K + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
+  const int64_t nb = p->kp / kQuantBlock, np = quant::panels(*p);
+  const int64_t bytes = np * nb * (quant::block_bytes(f) + kQuantPanel * 2);
+  p->data = Buffer(size_t(bytes));
+  std::memset(p->data.data(), 0, size_t(bytes));
+  parallel_for(np, 1, [&](int64_t p0, int64_t p1) {
+    float w[32];
+    for (int64_t pi = p0; pi < p1; ++pi)
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t* q = const_cast<uint8_t*>(quant::quants(*p, pi, b));
+        uint16_t* s = const_cast<uint16_t*>(quant::scales(*p, pi, b));
+        for (int r = 0; r < kQuantPanel; ++r) {
+          const int64_t row = pi * kQuantPanel + r;
+          for (int i = 0; i < 32; ++i) {
+            const int64_t kk = b * kQuantBlock + i;
+            w[i] = row < N && kk < K ? ref::weight_at(W, row * K + kk) : 0.0f;
+          }
+          quantize_block(f, w, r, q, s);
+        }
+      }
+  });
+  return p;
+}
+
+}  // namespace vlm::ops

@@ -1,0 +1,122 @@
+// Every kernel set this CPU can run (portable, AVX-512) against the scalar reference, for every
+// weight format, on shapes that hit the register-block, cache-block and K/N tails.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "ops/cpu/cpu.h"
+#include "ops/ops.h"
+#include "ops/ref/ref.h"
+
+namespace vlm::ops {
+namespace {
+
+std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+struct KernelSets : ::testing::TestWithParam<const cpu::Kernels*> {
+  void SetUp() override { cpu::use_kernels(GetParam()); }
+  void TearDown() override { cpu::use_kernels(nullptr); }
+};
+
+// |a - b| <= tol · scale, where scale is the size of the dot products (sqrt(K) · |x| · |w|).
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, float tol, const char* what) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_NEAR(a[i], b[i], tol * (1 + std::fabs(b[i]))) << what << " at " << i;
+}
+
+struct Shape {
+  int64_t M, K, N;
+};
+const Shape kShapes[] = {{1, 64, 32}, {1, 67, 37}, {2, 300, 50}, {3, 33, 17}, {4, 130, 70}, {5, 67, 37},
+                         {7, 300, 130}, {13, 600, 65}, {20, 64, 300}, {6, 1030, 16}};
+
+TEST_P(KernelSets, NativeLinearAllDtypesMatchReference) {
+  for (const Shape& s : kShapes) {
+    auto x = randv(size_t(s.M * s.K), 1), w = randv(size_t(s.N * s.K), 2), bias = randv(size_t(s.N), 3);
+    std::vector<uint16_t> wb(w.size()), wh(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      wb[i] = f32_to_bf16(w[i]);
+      wh[i] = f32_to_f16(w[i]);
+    }
+    TensorView b(DType::F32, bias.data(), {s.N});
+    for (auto W : {TensorView(DType::F32, w.data(), {s.N, s.K}), TensorView(DType::BF16, wb.data(), {s.N, s.K}),
+                   TensorView(DType::F16, wh.data(), {s.N, s.K})}) {
+      std::vector<float> y(size_t(s.M * s.N)), yr(y.size());
+      linear(x.data(), s.M, s.K, W, &b, y.data());
+      ref::linear(x.data(), s.M, s.K, W, &b, yr.data());
+      expect_close(y, yr, 2e-5f * std::sqrt(float(s.K)), dtype_name(W.dtype));
+      linear(x.data(), s.M, s.K, W, nullptr, y.data());
+      ref::linear(x.data(), s.M, s.K, W, nullptr, yr.data());
+      expect_close(y, yr, 2e-5f * std::sqrt(float(s.K)), dtype_name(W.dtype));
+    }
+  }
+}
+
+TEST_P(KernelSets, PackedFormatsMatchTheirReference) {
+  for (const Shape& s : kShapes) {
+    auto x = randv(size_t(s.M * s.K), 4), w = randv(size_t(s.N * s.K), 5, 0.05f), bias = randv(size_t(s.N), 6);
+    std::vector<uint16_t> wb(w.size());
+    for (size_t i = 0; i < w.size(); ++i) wb[i] = f32_to_bf16(w[i]);
+    TensorView b(DType::BF16, wb.data(), {s.N});  // any N-prefix will do as a bias
+    for (auto src : {TensorView(DType::BF16, wb.data(), {s.N, s.K}), TensorView(DType::F32, w.data(), {s.N, s.K})})
+      for (LinearFormat f : {LinearFormat::Native, LinearFormat::BF16, LinearFormat::Q8, LinearFormat::Q4}) {
+        auto P = pack_weight(src, f);
+        std::vector<float> y(size_t(s.M * s.N)), yr(y.size());
+        for (const TensorView* bp : std::vector<const TensorView*>{&b, nullptr}) {
+          linear(x.data(), s.M, s.K, *P, bp, y.data());
+          ref::linear(x.data(), s.M, s.K, *P, bp, yr.data());
+          expect_close(y, yr, 2e-5f * std::sqrt(float(s.K)), linear_format_name(f));
+        }
+      }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, KernelSets, ::testing::ValuesIn(cpu::available_kernels()),
+                         [](const auto& info) { return std::string(info.param->name); });
+
+// Quantisation error against exact f32 math (the format's accuracy, not a kernel check):
+// relative RMS error of y = x·Wᵀ for N(0, 1) activations and N(0, 0.02) weights.
+TEST(LinearFormats, QuantisationErrorIsBounded) {
+  const int64_t M = 4, K = 1536, N = 256;
+  auto x = randv(size_t(M * K), 7), w = randv(size_t(N * K), 8, 0.02f);
+  TensorView W(DType::F32, w.data(), {N, K});
+  std::vector<float> yr(size_t(M * N)), y(yr.size());
+  ref::linear(x.data(), M, K, W, nullptr, yr.data());
+  const std::pair<LinearFormat, double> bounds[] = {
+      {LinearFormat::BF16, 0.006}, {LinearFormat::Q8, 0.012}, {LinearFormat::Q4, 0.12}};
+  for (auto [f, bound] : bounds) {
+    auto P = pack_weight(W, f);
+    linear(x.data(), M, K, *P, nullptr, y.data());
+    double num = 0, den = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      num += double(y[i] - yr[i]) * (y[i] - yr[i]);
+      den += double(yr[i]) * yr[i];
+    }
+    const double rel = std::sqrt(num / den);
+    EXPECT_LT(rel, bound) << linear_format_name(f);
+    std::printf("%s: relative RMS error %.5f\n", linear_format_name(f), rel);
+  }
+  // Bytes per weight of the packed layouts.
+  EXPECT_EQ(pack_weight(W, LinearFormat::Q8)->bytes(), size_t(N * K / 32 * 34));
+  EXPECT_EQ(pack_weight(W, LinearFormat::Q4)->bytes(), size_t(N * K / 32 * 18));
+}
+
+TEST(LinearFormats, Parse) {
+  LinearFormat f;
+  EXPECT_TRUE(parse_linear_format("q4", &f));
+  EXPECT_EQ(f, LinearFormat::Q4);
+  EXPECT_TRUE(parse_linear_format("native", &f));
+  EXPECT_FALSE(parse_linear_format("fp8", &f));
+}
+
+}  // namespace
+}  // namespace vlm::ops
