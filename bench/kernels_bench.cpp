@@ -94,6 +94,9 @@ void BM_Attention(benchmark::State& st) {
   const int64_t nq = st.range(0), nkv = st.range(1);
   const int heads = int(st.range(2)), kvh = int(st.range(3)), d = int(st.range(4));
   const bool causal = st.range(5) != 0;
+  const auto sets = cpu::available_kernels();
+  if (size_t(st.range(6)) >= sets.size()) return st.SkipWithError("kernel set not available on this CPU");
+  cpu::use_kernels(sets[size_t(st.range(6))]);
   auto q = random_f32(size_t(nq * heads * d), 2), k = random_f32(size_t(nkv * kvh * d), 3),
        v = random_f32(size_t(nkv * kvh * d), 4);
   std::vector<float> o(size_t(nq * heads * d));
@@ -115,12 +118,14 @@ void BM_Attention(benchmark::State& st) {
   const double pairs = causal ? double(nq) * (nkv - nq) + double(nq) * (nq + 1) / 2 : double(nq) * nkv;
   st.counters["GFLOP/s"] = benchmark::Counter(4.0 * pairs * heads * d / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   st.SetLabel(cpu::kernels().name);
+  cpu::use_kernels(nullptr);
 }
+// isa: 0 portable, 1 avx512 (each shape measured with both, side by side).
 BENCHMARK(BM_Attention)
-    ->Args({1564, 1564, 16, 16, 80, 0})  // ViT full attention, 640x488 image
-    ->Args({391, 420, 12, 2, 128, 1})    // LLM prefill
-    ->Args({1, 512, 12, 2, 128, 1})      // LLM decode step at position 512
-    ->ArgNames({"nq", "nkv", "H", "KVH", "d", "causal"})
+    ->ArgsProduct({{1564}, {1564}, {16}, {16}, {80}, {0}, {0, 1}})  // ViT full attention, 640x488 image
+    ->ArgsProduct({{391}, {420}, {12}, {2}, {128}, {1}, {0, 1}})    // LLM prefill of the image tokens
+    ->ArgsProduct({{1}, {512}, {12}, {2}, {128}, {1}, {0, 1}})      // LLM decode step at position 512
+    ->ArgNames({"nq", "nkv", "H", "KVH", "d", "causal", "isa"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

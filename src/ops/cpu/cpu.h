@@ -54,5 +54,6 @@ const Kernels* avx512_kernels();  // null when not compiled in
 void gemm_f32_portable(const float* x, int64_t M, int64_t K, const TensorView& W, int64_t n0, int64_t n1,
                        const float* bias, float* y, int64_t ldy);
 void attention_portable(const AttnArgs& a);
+void attention_avx512_entry(const AttnArgs& a);  // attention_avx512.cpp
 
 }  // namespace vlm::ops::cpu

@@ -491,7 +491,7 @@ void quantize_rows_avx512(const float* x, int64_t M, int64_t K, int64_t kp, int 
 }
 
 const Kernels kAvx512 = {"avx512", gemm_f32_avx512, gemm_bf16_avx512, gemm_quant_avx512, quantize_rows_avx512,
-                         attention_portable};
+                         attention_avx512_entry};
 
 }  // namespace
 

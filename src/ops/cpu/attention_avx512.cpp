@@ -1,0 +1,180 @@
+// AVX-512 attention: flash-style tiles of up to 8 queries x 16 keys with an online softmax, so no
+// seq x seq matrix exists. Keys are first transposed per kv head into blocks of [d][16] so that
+// 16 scores come out of d FMAs with the query broadcast (no horizontal sums); P·V then adds each
+// key's value row, weighted by its probability, into the output rows held in registers.
+// Masks (segments, causality) are per query row, applied per key block.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/threads.h"
+#include "ops/cpu/cpu.h"
+
+namespace vlm::ops::cpu {
+namespace {
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// e^x for x <= 0 lanes (Cephes expf polynomial, ~1 ulp); x below -87 gives ~0.
+inline __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+constexpr int kBQ = 8;      // queries per tile
+constexpr int kMaxD = 256;  // head size limit of this kernel (larger falls back)
+
+struct RowRange {
+  int64_t lo, hi;
+};
+
+template <int NV>  // NV = ceil(d / 16) vectors per row
+void tile(const AttnArgs& a, int h, int64_t i0, int rows, const float* kt, int64_t nkb, const RowRange* rr,
+          const __mmask16 dmask) {
+  const int d = a.d;
+  const int group = a.heads / a.kv_heads;
+  const int64_t kv_off = int64_t(h / group) * d;
+  alignas(64) float o[kBQ][NV * 16];
+  float m[kBQ], l[kBQ];
+  for (int r = 0; r < rows; ++r) {
+    std::memset(o[r], 0, sizeof(o[r]));
+    m[r] = -INFINITY;
+    l[r] = 0;
+  }
+  int64_t lo = rr[0].lo, hi = rr[0].hi;
+  for (int r = 1; r < rows; ++r) lo = imin(lo, rr[r].lo), hi = imax(hi, rr[r].hi);
+  const float* q[kBQ];
+  for (int r = 0; r < rows; ++r) q[r] = a.q + (i0 + r) * a.q_stride + int64_t(h) * d;
+  const __m512 scale = _mm512_set1_ps(a.scale);
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  for (int64_t kb = lo / 16; kb * 16 < hi && kb < nkb; ++kb) {
+    const float* kb_t = kt + kb * int64_t(d) * 16;
+    __m512 s[kBQ];
+#pragma GCC unroll 8
+    for (int r = 0; r < kBQ; ++r) s[r] = _mm512_setzero_ps();
+    for (int e = 0; e < d; ++e) {
+      const __m512 kv = _mm512_load_ps(kb_t + e * 16);
+#pragma GCC unroll 8
+      for (int r = 0; r < kBQ; ++r)
+        if (r < rows) s[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][e]), kv, s[r]);
+    }
+    const __m512i key = _mm512_add_epi32(lane, _mm512_set1_epi32(int(kb * 16)));
+    for (int r = 0; r < rows; ++r) {
+      const __mmask16 valid = _mm512_cmpge_epi32_mask(key, _mm512_set1_epi32(int(rr[r].lo))) &
+                              _mm512_cmplt_epi32_mask(key, _mm512_set1_epi32(int(rr[r].hi)));
+      if (!valid) continue;
+      const __m512 sv = _mm512_mul_ps(s[r], scale);
+      const float mx = _mm512_mask_reduce_max_ps(valid, sv);
+      if (mx > m[r]) {
+        const float c = std::exp(m[r] - mx);  // 0 on the first block (m = -inf)
+        l[r] *= c;
+        const __m512 cv = _mm512_set1_ps(c);
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) _mm512_store_ps(o[r] + 16 * v, _mm512_mul_ps(_mm512_load_ps(o[r] + 16 * v), cv));
+        m[r] = mx;
+      }
+      const __m512 p = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(sv, _mm512_set1_ps(m[r]))));
+      l[r] += _mm512_reduce_add_ps(p);
+      alignas(64) float pj[16];
+      _mm512_store_ps(pj, p);
+      __m512 acc[NV];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[v] = _mm512_load_ps(o[r] + 16 * v);
+      const int j0 = __builtin_ctz(valid), j1 = 32 - __builtin_clz(uint32_t(valid));
+      for (int j = j0; j < j1; ++j) {
+        const float* vr = a.v + (kb * 16 + j) * a.kv_stride + kv_off;
+        const __m512 pv = _mm512_set1_ps(pj[j]);
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) {
+          const __m512 x = v + 1 < NV ? _mm512_loadu_ps(vr + 16 * v) : _mm512_maskz_loadu_ps(dmask, vr + 16 * v);
+          acc[v] = _mm512_fmadd_ps(pv, x, acc[v]);
+        }
+      }
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) _mm512_store_ps(o[r] + 16 * v, acc[v]);
+    }
+  }
+  for (int r = 0; r < rows; ++r) {
+    float* out = a.out + (i0 + r) * int64_t(a.heads) * d + int64_t(h) * d;
+    const __m512 inv = _mm512_set1_ps(l[r] > 0 ? 1.0f / l[r] : 0.0f);
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 mk = v + 1 < NV ? __mmask16(0xFFFF) : dmask;
+      _mm512_mask_storeu_ps(out + 16 * v, mk, _mm512_mul_ps(_mm512_load_ps(o[r] + 16 * v), inv));
+    }
+  }
+}
+
+using TileFn = void (*)(const AttnArgs&, int, int64_t, int, const float*, int64_t, const RowRange*, __mmask16);
+constexpr TileFn kTiles[] = {nullptr,  tile<1>,  tile<2>,  tile<3>,  tile<4>,  tile<5>,  tile<6>,  tile<7>, tile<8>,
+                             tile<9>,  tile<10>, tile<11>, tile<12>, tile<13>, tile<14>, tile<15>, tile<16>};
+
+void attention_avx512(const AttnArgs& a) {
+  VLM_CHECK(a.heads % a.kv_heads == 0, "heads %d not a multiple of kv_heads %d", a.heads, a.kv_heads);
+  VLM_CHECK(!a.cu_seqlens || a.n_q == a.n_kv, "segmented attention needs n_q == n_kv");
+  const int d = a.d;
+  if (d > kMaxD || a.n_kv >= (int64_t(1) << 30)) return attention_portable(a);
+  const int nv = (d + 15) / 16;
+  const __mmask16 dmask = d % 16 ? __mmask16((1u << (d % 16)) - 1) : __mmask16(0xFFFF);
+  // K transposed per kv head: kt[g][block][e][16], zero past n_kv.
+  const int64_t nkb = (a.n_kv + 15) / 16;
+  const size_t kt_floats = size_t(a.kv_heads) * size_t(nkb) * size_t(d) * 16;
+  float* kt = static_cast<float*>(std::aligned_alloc(64, (kt_floats * 4 + 63) / 64 * 64));
+  parallel_for(int64_t(a.kv_heads) * nkb, 4, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t g = t / nkb, kb = t % nkb;
+      float* dst = kt + t * int64_t(d) * 16;
+      for (int j = 0; j < 16; ++j) {
+        const int64_t key = kb * 16 + j;
+        const float* src = a.k + key * a.kv_stride + g * d;
+        for (int e = 0; e < d; ++e) dst[e * 16 + j] = key < a.n_kv ? src[e] : 0.0f;
+      }
+    }
+  });
+  const int64_t nqb = (a.n_q + kBQ - 1) / kBQ;
+  parallel_for(int64_t(a.heads) * nqb, 1, [&](int64_t t0, int64_t t1) {
+    int seg = 0;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int h = int(t / nqb);
+      const int64_t i0 = (t % nqb) * kBQ;
+      const int rows = int(imin(kBQ, a.n_q - i0));
+      RowRange rr[kBQ];
+      for (int r = 0; r < rows; ++r) {
+        const int64_t i = i0 + r;
+        int64_t lo = 0, hi = a.n_kv;
+        if (a.cu_seqlens) {
+          if (a.cu_seqlens[seg] > i) seg = 0;
+          while (seg + 1 < a.n_seg && a.cu_seqlens[seg + 1] <= i) ++seg;
+          lo = a.cu_seqlens[seg];
+          hi = a.cu_seqlens[seg + 1];
+        }
+        if (a.causal) hi = imin(hi, a.q_pos0 + i + 1);
+        rr[r] = {lo, hi};
+      }
+      const int64_t g = h / (a.heads / a.kv_heads);
+      kTiles[nv](a, h, i0, rows, kt + g * nkb * int64_t(d) * 16, nkb, rr, dmask);
+    }
+  });
+  std::free(kt);
+}
+
+}  // namespace
+
+void attention_avx512_entry(const AttnArgs& a) { attention_avx512(a); }
+
+}  // namespace vlm::ops::cpu
