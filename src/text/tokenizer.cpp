@@ -1,6 +1,7 @@
 #include "text/tokenizer.h"
 
 #include "text/bpe.h"
+#include "text/tokenizer_json.h"
 #include "text/tokenizer_pipeline.h"
 #include "text/unicode.h"
 
@@ -200,7 +201,7 @@ struct Tokenizer::Impl {
   }
 
   void split_added(std::string text, bool at_start, const AddedMatcher& matcher, std::vector<Segment>& out) const;
-  Status build(const json& tok, const json& cfg);
+  Status build(TokenizerJson& parsed, const json& cfg);
 };
 
 void Tokenizer::Impl::split_added(std::string text, bool at_start, const AddedMatcher& matcher,
@@ -242,7 +243,8 @@ void Tokenizer::Impl::split_added(std::string text, bool at_start, const AddedMa
   }
 }
 
-Status Tokenizer::Impl::build(const json& tok, const json& cfg) {
+Status Tokenizer::Impl::build(TokenizerJson& parsed, const json& cfg) {
+  const json& tok = parsed.dom;
   if (!tok.is_object()) return make_error("tokenizer.json is not a JSON object");
   if (!tok.contains("model") || !tok["model"].is_object()) return make_error("tokenizer.json has no model");
   const json& mj = tok["model"];
@@ -264,33 +266,9 @@ Status Tokenizer::Impl::build(const json& tok, const json& cfg) {
     return make_error("BPE dropout is not supported");
   }
 
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab;
-  const json& vj = mj.at("vocab");
-  if (!vj.is_object()) return make_error("tokenizer.json model.vocab is not an object");
-  vocab.reserve(vj.size());
-  for (auto it = vj.begin(); it != vj.end(); ++it) vocab.emplace(it.key(), it.value().get<int32_t>());
-
-  std::vector<std::pair<std::string, std::string>> merges;
-  if (mj.contains("merges")) {
-    const json& mg = mj["merges"];
-    merges.reserve(mg.size());
-    for (const json& m : mg) {
-      if (m.is_array() && m.size() == 2) {
-        merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
-      } else if (m.is_string()) {
-        // Older files: "left right"; tokens never contain the separating space.
-        const std::string& s = m.get_ref<const std::string&>();
-        const size_t sp = s.find(' ');
-        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-          return make_error("tokenizer merge `", s, "` is not two space-separated tokens");
-        }
-        merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-      } else {
-        return make_error("tokenizer merge ", m.dump(), " is neither \"a b\" nor [a, b]");
-      }
-    }
-  }
-  VLM_ASSIGN_OR_RETURN(model, BpeModel::create(std::move(vocab), merges, opt));
+  if (!parsed.has_vocab) return make_error("tokenizer.json model.vocab is missing or not an object");
+  VLM_ASSIGN_OR_RETURN(model, BpeModel::create(std::move(parsed.vocab), parsed.merges, opt));
+  parsed.merges = {};
 
   const json null_json;
   auto stage = [&tok, &null_json](const char* key) -> const json& { return tok.contains(key) ? tok[key] : null_json; };
@@ -378,8 +356,7 @@ Tokenizer::~Tokenizer() = default;
 
 Expected<std::unique_ptr<Tokenizer>> Tokenizer::from_json(std::string_view tokenizer_json,
                                                           std::string_view config_json) {
-  json tok = json::parse(tokenizer_json.begin(), tokenizer_json.end(), nullptr, /*allow_exceptions=*/false);
-  if (tok.is_discarded()) return make_error("tokenizer.json is not valid JSON");
+  VLM_ASSIGN_OR_RETURN(TokenizerJson tok, parse_tokenizer_json(tokenizer_json));
   json cfg;
   if (!config_json.empty()) {
     cfg = json::parse(config_json.begin(), config_json.end(), nullptr, false);
@@ -446,7 +423,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+  bool truncated_tail = false;
+  return decode_impl(ids, skip_special, truncated_tail);
+}
+
+std::string Tokenizer::decode_impl(std::span<const int32_t> ids, bool skip_special, bool& truncated_tail) const {
   const Impl& m = *impl_;
+  truncated_tail = false;
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (const int32_t id : ids) {
@@ -457,7 +440,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
   }
   std::string text;
   if (m.decoder) {
-    m.decoder->decode_chain(tokens);
+    m.decoder->decode_chain(tokens, truncated_tail);
     for (const auto& t : tokens) text += t;
   } else {
     for (size_t k = 0; k < tokens.size(); ++k) {
@@ -514,25 +497,32 @@ std::vector<int32_t> Tokenizer::special_ids() const {
 
 StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special) : tok_(&tok), skip_special_(skip_special) {}
 
+namespace {
+
+// Length of the longest prefix of `text` equal to `printed`, cut back to a
+// character boundary.
+size_t common_prefix(const std::string& text, const std::string& printed) {
+  if (text.compare(0, printed.size(), printed) == 0) return printed.size();
+  size_t k = 0;
+  while (k < printed.size() && k < text.size() && text[k] == printed[k]) ++k;
+  while (k > 0 && k < text.size() && (static_cast<unsigned char>(text[k]) & 0xC0) == 0x80) --k;
+  return k;
+}
+
+}  // namespace
+
 std::string StreamDecoder::push(int32_t id) {
   ids_.push_back(id);
-  const std::string text = tok_->decode(ids_, skip_special_);
-  // A decoded tail of U+FFFD is (almost always) a character whose remaining
-  // bytes are in tokens still to come. Past a few tokens it must be genuinely
-  // invalid output, which is then printed as is.
-  constexpr size_t kMaxPending = 8;
-  const bool incomplete = text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0;
-  if (text.size() <= prefix_.size() || (incomplete && ids_.size() - context_ < kMaxPending)) return {};
-  size_t common = 0;
-  if (text.compare(0, prefix_.size(), prefix_) == 0) {
-    common = prefix_.size();
-  } else {
-    // Some decoders rewrite the start of the text depending on what follows
-    // (nothing in the shipped tokenizers does); print what changed.
-    while (common < prefix_.size() && text[common] == prefix_[common]) ++common;
-    while (common > 0 && (static_cast<unsigned char>(text[common]) & 0xC0) == 0x80) --common;
-  }
-  std::string out = text.substr(common);
+  bool truncated = false;
+  const std::string text = tok_->decode_impl(ids_, skip_special_, truncated);
+  // A character can span at most 4 byte tokens (plus skipped specials); past
+  // that the window is decoded too often for nothing, so print it as it is.
+  constexpr size_t kMaxPending = 32;
+  if (truncated && ids_.size() - context_ < kMaxPending) return {};
+  if (text.size() <= prefix_.size()) return {};
+  // The printed part is stable for every shipped decoder; the fallback only
+  // keeps odd decoders from printing garbage offsets.
+  std::string out = text.substr(common_prefix(text, prefix_));
   // The tokens just printed become the context that the next ones are decoded
   // after, so spaces and merges at the boundary come out as in a full decode.
   ids_.erase(ids_.begin(), ids_.begin() + static_cast<ptrdiff_t>(context_));
@@ -543,9 +533,7 @@ std::string StreamDecoder::push(int32_t id) {
 
 std::string StreamDecoder::flush() {
   const std::string text = tok_->decode(ids_, skip_special_);
-  std::string out = text.size() > prefix_.size() && text.compare(0, prefix_.size(), prefix_) == 0
-                        ? text.substr(prefix_.size())
-                        : std::string();
+  std::string out = text.size() > prefix_.size() ? text.substr(common_prefix(text, prefix_)) : std::string();
   ids_.clear();
   context_ = 0;
   prefix_.clear();

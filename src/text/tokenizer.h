@@ -43,14 +43,19 @@ class Tokenizer {
   std::vector<int32_t> special_ids() const;
 
  private:
+  friend class StreamDecoder;
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
+  // decode() that also tells whether the text ends in a truncated character.
+  std::string decode_impl(std::span<const int32_t> ids, bool skip_special, bool& truncated_tail) const;
   std::unique_ptr<Impl> impl_;
 };
 
 // Incremental decoding for streaming output: feed one id at a time, get back the new complete text.
-// Text is held back while the decoded tail is an incomplete UTF-8 sequence (U+FFFD), so a
-// character split across tokens is printed once, whole. The tokenizer must outlive the decoder.
+// Text is held back while it ends in a character whose remaining bytes may come with later
+// tokens, so a character split across tokens is printed once, whole (a U+FFFD that the model
+// really produced is printed at once). The pieces add up to decode(all ids). The tokenizer must
+// outlive the decoder.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tok, bool skip_special = true);
@@ -63,7 +68,7 @@ class StreamDecoder {
   bool skip_special_;
   std::vector<int32_t> ids_;  // context tokens followed by tokens not yet printed
   size_t context_ = 0;        // how many leading ids_ were printed already
-  std::string prefix_;        // decode of the context tokens
+  std::string prefix_;        // the part of decode(ids_) printed already
 };
 
 }  // namespace vlm::text

@@ -406,7 +406,7 @@ class SequencePreTokenizer final : public PreTokenizer {
 
 class ByteLevelDecoder final : public Decoder {
  public:
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, bool& truncated_tail) const override {
     std::string bytes;
     for (const std::string& t : tokens) {
       const size_t mark = bytes.size();
@@ -426,6 +426,7 @@ class ByteLevelDecoder final : public Decoder {
         bytes += t;
       }
     }
+    truncated_tail = u::truncated_utf8_tail(bytes) > 0;
     tokens.assign(1, u::to_valid_utf8(bytes));
   }
 };
@@ -433,7 +434,7 @@ class ByteLevelDecoder final : public Decoder {
 class ReplaceDecoder final : public Decoder {
  public:
   ReplaceDecoder(Pattern p, std::string content) : impl_(std::move(p), std::move(content)) {}
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, bool& truncated_tail) const override {
     for (std::string& t : tokens) impl_.normalize(t);
   }
 
@@ -443,12 +444,14 @@ class ReplaceDecoder final : public Decoder {
 
 class ByteFallbackDecoder final : public Decoder {
  public:
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, bool& truncated_tail) const override {
     std::vector<std::string> out;
     out.reserve(tokens.size());
     std::string pending;
     auto flush = [&] {
       if (pending.empty()) return;
+      const size_t tail = u::truncated_utf8_tail(pending);
+      truncated_tail = tail > 0 && u::is_valid_utf8(std::string_view(pending).substr(0, pending.size() - tail));
       if (u::is_valid_utf8(pending)) {
         out.push_back(pending);
       } else {
@@ -464,6 +467,7 @@ class ByteFallbackDecoder final : public Decoder {
         pending.push_back(static_cast<char>(byte));
       } else {
         flush();
+        truncated_tail = false;
         out.push_back(std::move(t));
       }
     }
@@ -486,7 +490,7 @@ class ByteFallbackDecoder final : public Decoder {
 
 class FuseDecoder final : public Decoder {
  public:
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, bool& truncated_tail) const override {
     std::string all;
     for (const auto& t : tokens) all += t;
     tokens.assign(1, std::move(all));
@@ -496,7 +500,7 @@ class FuseDecoder final : public Decoder {
 class StripDecoder final : public Decoder {
  public:
   StripDecoder(std::string content, size_t start, size_t stop) : content_(std::move(content)), start_(start), stop_(stop) {}
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, bool& truncated_tail) const override {
     const size_t n = content_.size();
     for (std::string& t : tokens) {
       size_t b = 0, e = t.size();
@@ -514,7 +518,7 @@ class StripDecoder final : public Decoder {
 class MetaspaceDecoder final : public Decoder {
  public:
   MetaspaceDecoder(std::string repl, bool strip_first) : repl_(std::move(repl)), strip_first_(strip_first) {}
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, bool& truncated_tail) const override {
     for (size_t i = 0; i < tokens.size(); ++i) {
       std::string out;
       const std::string& t = tokens[i];
@@ -539,7 +543,7 @@ class MetaspaceDecoder final : public Decoder {
 class BpeSuffixDecoder final : public Decoder {
  public:
   explicit BpeSuffixDecoder(std::string suffix) : suffix_(std::move(suffix)) {}
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens, bool& truncated_tail) const override {
     if (suffix_.empty()) return;
     for (size_t i = 0; i < tokens.size(); ++i) {
       const std::string repl = i + 1 == tokens.size() ? "" : " ";
@@ -564,8 +568,8 @@ class BpeSuffixDecoder final : public Decoder {
 class SequenceDecoder final : public Decoder {
  public:
   explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> parts) : parts_(std::move(parts)) {}
-  void decode_chain(std::vector<std::string>& tokens) const override {
-    for (const auto& p : parts_) p->decode_chain(tokens);
+  void decode_chain(std::vector<std::string>& tokens, bool& truncated_tail) const override {
+    for (const auto& p : parts_) p->decode_chain(tokens, truncated_tail);
   }
   bool handles_word_suffix() const override {
     for (const auto& p : parts_) {

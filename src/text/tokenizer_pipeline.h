@@ -38,7 +38,10 @@ class Decoder {
  public:
   virtual ~Decoder() = default;
   // HF's decode_chain: token strings in, token strings out; the caller joins.
-  virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
+  // The stages that turn bytes into text set `truncated_tail` when the text
+  // ends in a character whose remaining bytes could still follow (it then
+  // ends in U+FFFD); streaming holds such text back.
+  virtual void decode_chain(std::vector<std::string>& tokens, bool& truncated_tail) const = 0;
   // Whether this decoder turns BPE end-of-word suffixes back into spaces.
   virtual bool handles_word_suffix() const { return false; }
 };

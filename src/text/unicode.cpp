@@ -124,6 +124,20 @@ std::string to_valid_utf8(std::string_view s) {
   return out;
 }
 
+size_t truncated_utf8_tail(std::string_view s) {
+  // A truncated character is at most 3 bytes: find its lead byte.
+  for (size_t back = 1; back <= 3 && back <= s.size(); ++back) {
+    const size_t p = s.size() - back;
+    if ((static_cast<unsigned char>(s[p]) & 0xC0) == 0x80) continue;
+    size_t bad;
+    // Invalid only because the data ran out: the invalid part reaches the end.
+    const auto lead = static_cast<unsigned char>(s[p]);
+    if (lead < 0xC2 || lead > 0xF4) return 0;
+    return seq_len(s, p, bad) == 0 && p + bad == s.size() ? back : 0;
+  }
+  return 0;
+}
+
 bool is_white_space(char32_t c) {
   switch (c) {
     case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:

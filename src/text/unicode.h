@@ -21,6 +21,10 @@ bool is_valid_utf8(std::string_view s);
 // U+FFFD. Returns the input unchanged (no copy cost beyond the return) when valid.
 std::string to_valid_utf8(std::string_view s);
 
+// Length of the incomplete character at the end of `s`: a lead byte and the
+// continuation bytes it allows, cut short by the end of the data. 0 if none.
+size_t truncated_utf8_tail(std::string_view s);
+
 // Unicode White_Space, which is what Rust's char::is_whitespace, the regex
 // crate's \s and Oniguruma's \s all use (PCRE2's UCP \s misses U+0085).
 bool is_white_space(char32_t c);

@@ -150,6 +150,14 @@ TEST(StreamDecoder, QwenMultiByteCharSplitAcrossTokens) {
   for (const auto& p : parts) EXPECT_EQ(p.find("\xEF\xBF\xBD"), std::string::npos) << "garbage printed";
 }
 
+TEST(StreamDecoder, RealReplacementCharIsPrintedAtOnce) {
+  const Tokenizer& tok = tokenizer("qwen2_vl");
+  const auto ids = tok.encode("x\xEF\xBF\xBD", false);  // "x" then a genuine U+FFFD
+  std::vector<std::string> parts;
+  EXPECT_EQ(stream_all(tok, ids, &parts), "x\xEF\xBF\xBD");
+  EXPECT_EQ(parts.back().substr(parts.back().size() - 3), "\xEF\xBF\xBD");
+}
+
 TEST(StreamDecoder, LlavaByteFallbackSplitAcrossTokens) {
   const Tokenizer& tok = tokenizer("llava");
   // Korean text goes through <0xNN> byte fallback pieces for rare chars.
