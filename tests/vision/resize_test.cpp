@@ -124,6 +124,19 @@ TEST(Resize, RejectsBadSizes) {
   EXPECT_FALSE(resize_pil(Image{}, 4, 4).ok());
 }
 
+// Timing means nothing in unoptimised or instrumented builds.
+#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
+constexpr bool kTimed = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+constexpr bool kTimed = false;
+#else
+constexpr bool kTimed = true;
+#endif
+#else
+constexpr bool kTimed = true;
+#endif
+
 TEST(Resize, FourKIsFast) {
   Image big;
   big.width = 3840;
@@ -140,7 +153,9 @@ TEST(Resize, FourKIsFast) {
       ASSERT_TRUE(r.ok());
       std::printf("  4K -> %dx%d (%s): %.1f ms\n", w, h,
                   k == ResampleKernel::kPil ? "PIL" : "torchvision", ms);
-      EXPECT_LT(ms, 2000.0);  // generous: shared CI cores, sanitizer builds
+      if (kTimed) {
+        EXPECT_LT(ms, 2000.0);  // ~30-80 ms here; generous for loaded CI cores
+      }
     }
   }
 }
