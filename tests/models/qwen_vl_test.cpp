@@ -26,9 +26,9 @@ const models::Model& model() {
   return **m;
 }
 
-std::vector<std::string> case_dirs() {
+std::vector<std::string> case_dirs(const std::string& root = kCases) {
   std::vector<std::string> v;
-  for (const auto& e : fs::directory_iterator(kCases))
+  for (const auto& e : fs::directory_iterator(root))
     if (fs::exists(e.path() / "case.json")) v.push_back(e.path().string());
   std::sort(v.begin(), v.end());
   return v;
@@ -40,6 +40,23 @@ TEST(Qwen2VL, EveryFixtureCaseMatchesTransformers) {
   for (const auto& d : dirs) {
     runtime::CheckOptions opt;  // atol = rtol = 1e-4 on model tensors (see check.h)
     runtime::CaseReport r = runtime::check_case(model(), d, opt);
+    EXPECT_TRUE(r.error.empty()) << r.name << ": " << r.error;
+    EXPECT_GT(r.tensors.size(), 5u) << r.name;
+    for (const auto& t : r.tensors) EXPECT_TRUE(t.ok) << r.name << ": " << t.name << " max error " << t.max_err << " " << t.note;
+  }
+}
+
+// Qwen2.5-VL: window attention (2 full-attention blocks of 4), gated RMSNorm ViT, video with
+// second_per_grid_ts; recorded by the same transformers run, same tolerance.
+TEST(Qwen25VL, EveryFixtureCaseMatchesTransformers) {
+  const std::string root = std::string(VLM_TESTDATA) + "/fixtures/qwen2_5_vl";
+  auto m = models::load_model(root + "/model");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ((*m)->family(), "qwen2_5_vl");
+  auto dirs = case_dirs(root + "/cases");
+  ASSERT_GE(dirs.size(), 6u);
+  for (const auto& d : dirs) {
+    runtime::CaseReport r = runtime::check_case(**m, d, runtime::CheckOptions{});
     EXPECT_TRUE(r.error.empty()) << r.name << ": " << r.error;
     EXPECT_GT(r.tensors.size(), 5u) << r.name;
     for (const auto& t : r.tensors) EXPECT_TRUE(t.ok) << r.name << ": " << t.name << " max error " << t.max_err << " " << t.note;
