@@ -166,6 +166,7 @@ class Parser {
           break;
         }
         case Tok::kBlockBegin: {
+          stmt_pos_ = cur_.pos;
           advance();
           if (cur_.type == Tok::kName)
             for (const char* e : ends)
@@ -212,7 +213,7 @@ class Parser {
   StmtPtr parse_statement() {
     if (cur_.type != Tok::kName) fail("tag name expected, got '" + describe(cur_) + "'", cur_.pos);
     const std::string tag = cur_.text;
-    uint32_t pos = cur_.pos;
+    uint32_t pos = stmt_pos_;
     if (tag == "for") return parse_for();
     if (tag == "if") return parse_if();
     if (tag == "set") return parse_set();
@@ -247,10 +248,11 @@ class Parser {
   }
 
   StmtPtr parse_for() {
-    uint32_t pos = cur_.pos;
+    uint32_t pos = stmt_pos_;
     advance();
     auto s = stmt(StmtKind::kFor, pos);
     s->target = parse_assign_target(true, false, {"in"});
+    reject_loop_target(s->target);
     expect_name("in");
     s->exprs.push_back(parse_tuple(false, false, {"recursive"}));
     if (skip_name("if")) {
@@ -276,7 +278,7 @@ class Parser {
   }
 
   StmtPtr parse_if() {
-    uint32_t pos = cur_.pos;
+    uint32_t pos = stmt_pos_;
     advance();
     auto s = stmt(StmtKind::kIf, pos);
     ++soft_;
@@ -294,7 +296,7 @@ class Parser {
   }
 
   StmtPtr parse_set() {
-    uint32_t pos = cur_.pos;
+    uint32_t pos = stmt_pos_;
     advance();
     Target target = parse_assign_target(true, true, {});
     if (skip_op("=")) {
@@ -327,7 +329,7 @@ class Parser {
   }
 
   StmtPtr parse_macro() {
-    uint32_t pos = cur_.pos;
+    uint32_t pos = stmt_pos_;
     advance();
     auto s = stmt(StmtKind::kMacro, pos);
     s->name = expect_name();
@@ -341,7 +343,7 @@ class Parser {
   }
 
   StmtPtr parse_call_block() {
-    uint32_t pos = cur_.pos;
+    uint32_t pos = stmt_pos_;
     advance();
     auto s = stmt(StmtKind::kCallBlock, pos);
     if (is_op("(")) parse_signature(*s);
@@ -356,7 +358,7 @@ class Parser {
   }
 
   StmtPtr parse_filter_block() {
-    uint32_t pos = cur_.pos;
+    uint32_t pos = stmt_pos_;
     advance();
     auto s = stmt(StmtKind::kFilterBlock, pos);
     s->filter = parse_filter(nullptr, true);
@@ -365,7 +367,7 @@ class Parser {
   }
 
   StmtPtr parse_with() {
-    uint32_t pos = cur_.pos;
+    uint32_t pos = stmt_pos_;
     advance();
     auto s = stmt(StmtKind::kWith, pos);
     while (cur_.type != Tok::kBlockEnd) {
@@ -385,7 +387,6 @@ class Parser {
       case ExprKind::kName:
         t.kind = Target::Kind::kName;
         t.name = e.name;
-        if (t.name == "loop") fail("can't assign to special loop variable", e.pos);
         return t;
       case ExprKind::kTuple:
         t.kind = Target::Kind::kTuple;
@@ -402,6 +403,12 @@ class Parser {
       default: break;
     }
     fail("can't assign to this expression", e.pos);
+  }
+
+  static void reject_loop_target(const Target& t) {
+    if (t.kind == Target::Kind::kName && t.name == "loop")
+      fail("can't assign to special loop variable in for-loop target", t.pos);
+    for (const auto& i : t.items) reject_loop_target(i);
   }
 
   Target parse_assign_target(bool with_tuple, bool with_namespace, Names extra_end) {
@@ -810,7 +817,7 @@ class Parser {
   }
 
   ExprPtr parse_call(ExprPtr callee) {
-    auto c = mk(ExprKind::kCall, cur_.pos);
+    auto c = mk(ExprKind::kCall, callee->pos);
     c->kids.push_back(std::move(callee));
     parse_call_args(*c);
     return done(std::move(c));
@@ -871,6 +878,7 @@ class Parser {
   size_t nodes_ = 0;
   int loop_depth_ = 0;
   int soft_ = 0;  // inside if/conditional: unknown filters fail only if run
+  uint32_t stmt_pos_ = 0;  // the "{%" of the statement being parsed
 };
 
 }  // namespace

@@ -218,8 +218,11 @@ std::string float_text(double v, char type, int prec, bool alt) {
 }
 
 // Applies sign/zero-padding/width to a formatted number or string.
+// printf pads every field on the left unless '-' is given; str.format
+// left-aligns strings and right-aligns numbers.
 std::string finish_field(Interp& in, std::string body, bool numeric, char sign_flag, bool zero,
-                         bool left, int64_t width, char align = 0, uint32_t fill = ' ') {
+                         bool left, int64_t width, char align = 0, uint32_t fill = ' ',
+                         bool printf_style = false) {
   if (numeric && sign_flag && !body.empty() && body[0] != '-') body.insert(body.begin(), sign_flag);
   int64_t len = static_cast<int64_t>(utf8_length(body));
   if (width <= len) return body;
@@ -232,7 +235,7 @@ std::string finish_field(Interp& in, std::string body, bool numeric, char sign_f
     body.insert(at, static_cast<size_t>(width - len), '0');
     return body;
   }
-  if (!align) align = left ? '<' : (numeric ? '>' : '<');
+  if (!align) align = left ? '<' : (numeric || printf_style ? '>' : '<');
   return py_pad(in, body, width, align, fill);
 }
 
@@ -387,7 +390,7 @@ std::string percent_format(Interp& in, const std::string& fmt, const Value& rhs)
         break;
       default: fail(std::string("unsupported format character '") + type + "'");
     }
-    out += finish_field(in, std::move(body), numeric, sign, zero, left, width);
+    out += finish_field(in, std::move(body), numeric, sign, zero, left, width, 0, ' ', true);
     in.check_string(out.size());
   }
   if (!named && next < args.size()) fail("not all arguments converted during string formatting");
