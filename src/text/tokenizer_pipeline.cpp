@@ -636,7 +636,10 @@ Expected<std::unique_ptr<PreTokenizer>> parse_pre_tokenizer(const json& j) {
                                          scheme, j.value("split", true)));
   }
   if (t == "Whitespace") {
-    VLM_ASSIGN_OR_RETURN(Pattern p, Pattern::regex("\\w+|[^\\w\\s]+"));
+    // HF runs this one with the Rust regex crate, whose \w is Alphabetic, marks,
+    // decimal digits, connectors and Join_Control (Alphabetic ~ L and Nl).
+    VLM_ASSIGN_OR_RETURN(Pattern p, Pattern::regex("[\\p{L}\\p{Nl}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]+|"
+                                                   "[^\\p{L}\\p{Nl}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\s]+"));
     return Ptr(new SplitPreTokenizer(std::move(p), Behavior::Removed, true));
   }
   if (t == "WhitespaceSplit") {

@@ -12,6 +12,10 @@ constexpr const char* kWhiteSpaceItems =
     "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}"
     "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
 
+// Oniguruma's Unicode \w is Letter|Mark|Number|Connector_Punctuation; PCRE2's
+// UCP \w lacks marks and connectors other than '_'.
+constexpr const char* kWordItems = "\\p{L}\\p{M}\\p{N}\\p{Pc}";
+
 void free_code(pcre2_code* c) { pcre2_code_free(c); }
 
 }  // namespace
@@ -53,9 +57,21 @@ std::string translate_pattern(std::string_view p) {
         out += "[^";
         out += kWhiteSpaceItems;
         out += ']';
+      } else if (n == 'w') {
+        if (in_class) {
+          out += kWordItems;
+        } else {
+          out += '[';
+          out += kWordItems;
+          out += ']';
+        }
+      } else if (n == 'W' && !in_class) {
+        out += "[^";
+        out += kWordItems;
+        out += ']';
       } else {
-        // \S inside a class cannot be inlined; PCRE2's version differs from
-        // White_Space only at U+0085, which no known tokenizer relies on.
+        // \S and \W inside a class cannot be inlined; PCRE2's versions differ
+        // only at U+0085 and at marks, which no known tokenizer relies on.
         out.push_back('\\');
         out.push_back(n);
       }
