@@ -34,6 +34,7 @@ Expected<Decoder> Decoder::bind(const WeightStore& ws, const DecoderConfig& cfg,
   } else {
     VLM_ASSIGN_OR_RETURN(d.lm_head, ws.get(lm_head_name, {cfg.vocab, D}));
   }
+  VLM_ASSIGN_OR_RETURN(d.head, Linear::from_view(d.lm_head, ws.linear_format));
   VLM_ASSIGN_OR_RETURN(d.final_norm, Norm::bind(ws, prefix + "norm", Norm::Kind::RMS, D, cfg.eps));
   for (int64_t i = 0;; ++i) {
     const std::string p = prefix + "layers." + std::to_string(i) + ".";
@@ -115,6 +116,15 @@ void Decoder::forward(float* h, int64_t n, const float* cos, const float* sin, K
   cache.len = pos0 + n;
 }
 
-void Decoder::logits(const float* h_row, float* out) const { ops::linear(h_row, 1, cfg.hidden, lm_head, nullptr, out); }
+void Decoder::logits(const float* h_row, float* out) const { head(h_row, 1, out); }
+
+size_t Decoder::decode_weight_bytes() const {
+  size_t n = head.weight_bytes() + final_norm.w.nbytes();
+  for (const DecoderLayer& L : layers) {
+    for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) n += l->weight_bytes();
+    n += L.in_norm.w.nbytes() + L.post_norm.w.nbytes() + L.q_norm.w.nbytes() + L.k_norm.w.nbytes();
+  }
+  return n;
+}
 
 }  // namespace vlm::nn

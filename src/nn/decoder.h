@@ -45,6 +45,7 @@ struct Decoder {
   DecoderConfig cfg;
   TensorView embed;    // [vocab, D]
   TensorView lm_head;  // [vocab, D] (== embed when tied)
+  Linear head;         // lm_head in the store's linear format (packed once when not native)
   std::vector<DecoderLayer> layers;
   Norm final_norm;     // [D]
 
@@ -62,6 +63,10 @@ struct Decoder {
 
   // logits[vocab] for one final-normed row.
   void logits(const float* h_row, float* out) const;
+
+  // Bytes of weights one decode step reads: every layer's linears and norms, the final norm and
+  // the LM head (the embedding row read for the token is negligible).
+  size_t decode_weight_bytes() const;
 };
 
 }  // namespace vlm::nn

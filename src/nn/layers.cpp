@@ -2,12 +2,24 @@
 
 namespace vlm::nn {
 
+Expected<Linear> Linear::from_view(const TensorView& w, const std::string& format) {
+  ops::LinearFormat f;
+  if (!ops::parse_linear_format(format, &f))
+    return make_error("unknown weight format '", format, "' (expected native, bf16, q8 or q4)");
+  if (w.ndim != 2) return make_error("linear weight must be 2-d, is ", w.shape_str());
+  Linear l;
+  l.w = w;
+  l.out = w.dim(0);
+  l.in = w.dim(1);
+  if (f != ops::LinearFormat::Native) l.packed = ops::pack_weight(w, f);
+  return l;
+}
+
 Expected<Linear> Linear::bind(const WeightStore& ws, const std::string& prefix, int64_t out, int64_t in,
                               bool bias) {
-  Linear l;
-  l.in = in;
-  l.out = out;
-  VLM_ASSIGN_OR_RETURN(l.w, ws.get(prefix + ".weight", {out, in}));
+  TensorView w;
+  VLM_ASSIGN_OR_RETURN(w, ws.get(prefix + ".weight", {out, in}));
+  VLM_ASSIGN_OR_RETURN(Linear l, from_view(w, ws.linear_format));
   if (bias) {
     VLM_ASSIGN_OR_RETURN(l.b, ws.get(prefix + ".bias", {out}));
   }

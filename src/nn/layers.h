@@ -2,6 +2,7 @@
 // from the checkpoint mmap. Binding checks shapes; forward never allocates
 // weights or converts dtypes.
 #pragma once
+#include <memory>
 #include <string>
 
 #include "core/safetensors.h"
@@ -11,17 +12,27 @@
 namespace vlm::nn {
 
 struct Linear {
-  TensorView w;  // [out, in]
+  TensorView w;  // [out, in] as in the checkpoint
   TensorView b;  // [out] (data == nullptr when the layer has no bias)
   int64_t in = 0, out = 0;
+  // The weight in the format of WeightStore::linear_format, packed once at bind time
+  // (null for "native", which computes straight from `w` with exact f32 math).
+  std::shared_ptr<const ops::PackedWeight> packed;
 
   // prefix is the module name, e.g. "model.layers.0.self_attn.q_proj".
   static Expected<Linear> bind(const WeightStore& ws, const std::string& prefix, int64_t out, int64_t in,
                                bool bias);
+  // Wraps an already-bound [out, in] tensor (e.g. a tied LM head) in the format `format`.
+  static Expected<Linear> from_view(const TensorView& w, const std::string& format);
   // y[M, out] = x[M, in] · wᵀ + b
   void operator()(const float* x, int64_t M, float* y) const {
-    ops::linear(x, M, in, w, b.data ? &b : nullptr, y);
+    if (packed)
+      ops::linear(x, M, in, *packed, b.data ? &b : nullptr, y);
+    else
+      ops::linear(x, M, in, w, b.data ? &b : nullptr, y);
   }
+  // Bytes of weights one call reads (the packed size when packed).
+  size_t weight_bytes() const { return (packed ? packed->bytes() : w.nbytes()) + b.nbytes(); }
 };
 
 struct Norm {
