@@ -1,5 +1,6 @@
 #include "text/bpe.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <queue>
 
@@ -42,25 +43,63 @@ void MergeTable::insert(int32_t a, int32_t b, int32_t rank, int32_t merged) {
   }
 }
 
-Expected<std::unique_ptr<BpeModel>> BpeModel::create(
-    std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab,
-    const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options) {
+void Vocab::reserve(size_t entries, size_t bytes) {
+  entries_.reserve(entries);
+  arena_.reserve(bytes);
+  size_t cap = 16;
+  while (cap < entries * 2) cap <<= 1;
+  if (cap > slots_.size()) rehash(cap);
+}
+
+void Vocab::rehash(size_t n) {
+  slots_.assign(n, Slot{});
+  mask_ = n - 1;
+  for (uint32_t k = 0; k < entries_.size(); ++k) {
+    const uint64_t h = hash(token(k));
+    size_t i = h & mask_;
+    while (slots_[i].entry != kEmpty) i = (i + 1) & mask_;
+    slots_[i] = Slot{static_cast<uint32_t>(h), k};
+  }
+}
+
+void Vocab::add(std::string_view token, int32_t id) {
+  if ((entries_.size() + 1) * 2 > slots_.size()) rehash(slots_.empty() ? 16 : slots_.size() * 2);
+  const uint64_t h = hash(token);
+  size_t i = h & mask_;
+  for (;; i = (i + 1) & mask_) {
+    Slot& s = slots_[i];
+    if (s.entry == kEmpty) break;
+    if (s.hash == static_cast<uint32_t>(h) && this->token(s.entry) == token) {
+      entries_[s.entry].id = id;
+      max_id_ = std::max(max_id_, id);
+      return;
+    }
+  }
+  slots_[i] = Slot{static_cast<uint32_t>(h), static_cast<uint32_t>(entries_.size())};
+  entries_.push_back(Entry{static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(token.size()), id});
+  arena_ += token;
+  max_id_ = std::max(max_id_, id);
+}
+
+std::vector<int32_t> Vocab::entries_by_id() const {
+  std::vector<int32_t> by_id(static_cast<size_t>(max_id_ + 1), -1);
+  for (size_t k = 0; k < entries_.size(); ++k) {
+    if (entries_[k].id >= 0) by_id[static_cast<size_t>(entries_[k].id)] = static_cast<int32_t>(k);
+  }
+  return by_id;
+}
+
+Expected<std::unique_ptr<BpeModel>> BpeModel::create(Vocab vocab, const MergeList& merges, BpeOptions options) {
   auto m = std::unique_ptr<BpeModel>(new BpeModel());
   m->opt_ = std::move(options);
   m->vocab_ = std::move(vocab);
-  int32_t max_id = -1;
-  for (const auto& [tok, id] : m->vocab_) {
-    if (id < 0) return make_error("tokenizer vocab has a negative id for token `", tok, "`");
-    max_id = std::max(max_id, id);
-  }
-  m->id_to_token_.assign(static_cast<size_t>(max_id + 1), nullptr);
-  for (const auto& [tok, id] : m->vocab_) m->id_to_token_[static_cast<size_t>(id)] = &tok;
+  m->entry_of_id_ = m->vocab_.entries_by_id();
 
   const size_t prefix_len = m->opt_.continuing_subword_prefix.size();
   m->merges_.reserve(merges.size());
   std::string joined;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [a, b] = merges[rank];
+    const std::string_view a = merges.left(rank), b = merges.right(rank);
     const int32_t ia = m->token_to_id(a);
     const int32_t ib = m->token_to_id(b);
     if (ia < 0 || ib < 0) {
@@ -68,8 +107,8 @@ Expected<std::unique_ptr<BpeModel>> BpeModel::create(
     }
     // The right half carries the continuation prefix, which the merged token
     // has only once.
-    joined = a;
-    joined.append(b, std::min(prefix_len, b.size()));
+    joined.assign(a);
+    joined.append(b.substr(std::min(prefix_len, b.size())));
     const int32_t merged = m->token_to_id(joined);
     if (merged < 0) {
       return make_error("tokenizer merge ", rank, " yields `", joined, "`, which is not in the vocab");
@@ -86,14 +125,14 @@ Expected<std::unique_ptr<BpeModel>> BpeModel::create(
   return m;
 }
 
-int32_t BpeModel::token_to_id(std::string_view token) const {
-  const auto it = vocab_.find(token);
-  return it == vocab_.end() ? -1 : it->second;
-}
+int32_t BpeModel::token_to_id(std::string_view token) const { return vocab_.find(token); }
 
-const std::string* BpeModel::id_to_token(int32_t id) const {
-  if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size()) return nullptr;
-  return id_to_token_[static_cast<size_t>(id)];
+bool BpeModel::id_to_token(int32_t id, std::string_view& token) const {
+  if (id < 0 || static_cast<size_t>(id) >= entry_of_id_.size()) return false;
+  const int32_t e = entry_of_id_[static_cast<size_t>(id)];
+  if (e < 0) return false;
+  token = vocab_.token(static_cast<size_t>(e));
+  return true;
 }
 
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const {

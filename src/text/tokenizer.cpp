@@ -193,11 +193,12 @@ struct Tokenizer::Impl {
   std::string suffix_to_space;
   bool clean_up_spaces = false;
 
-  const std::string* token_ptr(int32_t id) const {
+  bool token_of(int32_t id, std::string_view& token) const {
     if (id >= 0 && static_cast<size_t>(id) < added_index.size() && added_index[static_cast<size_t>(id)] >= 0) {
-      return &added[static_cast<size_t>(added_index[static_cast<size_t>(id)])].content;
+      token = added[static_cast<size_t>(added_index[static_cast<size_t>(id)])].content;
+      return true;
     }
-    return model->id_to_token(id);
+    return model->id_to_token(id, token);
   }
 
   void split_added(std::string text, bool at_start, const AddedMatcher& matcher, std::vector<Segment>& out) const;
@@ -433,10 +434,10 @@ std::string Tokenizer::decode_impl(std::span<const int32_t> ids, bool skip_speci
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (const int32_t id : ids) {
-    const std::string* t = m.token_ptr(id);
-    if (t == nullptr) continue;
-    if (skip_special && m.special_contents.count(*t)) continue;
-    tokens.push_back(*t);
+    std::string_view t;
+    if (!m.token_of(id, t)) continue;
+    if (skip_special && m.special_contents.count(t)) continue;
+    tokens.emplace_back(t);
   }
   std::string text;
   if (m.decoder) {
@@ -469,8 +470,8 @@ int32_t Tokenizer::token_to_id(std::string_view token) const {
 }
 
 std::string Tokenizer::id_to_token(int32_t id) const {
-  const std::string* t = impl_->token_ptr(id);
-  return t ? *t : std::string();
+  std::string_view t;
+  return impl_->token_of(id, t) ? std::string(t) : std::string();
 }
 
 bool Tokenizer::is_special(int32_t id) const {

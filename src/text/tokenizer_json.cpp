@@ -30,11 +30,13 @@ class Sax {
         if (sp == std::string::npos || v.find(' ', sp + 1) != std::string::npos) {
           return fail("tokenizer merge `", v, "` is not two space-separated tokens");
         }
-        out_.merges.emplace_back(v.substr(0, sp), v.substr(sp + 1));
+        const std::string_view sv = v;
+        out_.merges.add(sv.substr(0, sp), sv.substr(sp + 1));
         return true;
       }
       case Mode::MergePair:
-        pair_.push_back(std::move(v));
+        if (pair_.size() == 2) return fail("tokenizer merge #", out_.merges.size(), " has more than two tokens");
+        pair_.push_back(v);
         return true;
       case Mode::Dom:
         add(json(std::move(v)));
@@ -59,7 +61,7 @@ class Sax {
 
   bool key(json::string_t& k) {
     if (mode_ == Mode::Vocab) {
-      key_ = std::move(k);
+      key_.assign(k);  // copy, not move: keeps the lexer's buffer allocated
       return true;
     }
     if (depth_ == 1) top_key_ = k;
@@ -101,7 +103,7 @@ class Sax {
     --depth_;
     if (mode_ == Mode::MergePair) {
       if (pair_.size() != 2) return fail("tokenizer merge #", out_.merges.size(), " is not a pair of tokens");
-      out_.merges.emplace_back(std::move(pair_[0]), std::move(pair_[1]));
+      out_.merges.add(pair_[0], pair_[1]);
       mode_ = Mode::Merges;
       return true;
     }
@@ -135,7 +137,7 @@ class Sax {
   bool integer(int64_t v) {
     if (mode_ == Mode::Vocab) {
       if (v < 0 || v > INT32_MAX) return fail("model.vocab id of `", key_, "` is out of range");
-      out_.vocab.emplace(std::move(key_), static_cast<int32_t>(v));
+      out_.vocab.add(key_, static_cast<int32_t>(v));
       return true;
     }
     return scalar(json(v), "a number");
@@ -179,7 +181,7 @@ class Sax {
 Expected<TokenizerJson> parse_tokenizer_json(std::string_view text) {
   TokenizerJson out;
   // Qwen's file: ~150k vocab entries and as many merges; reserving avoids rehashing.
-  out.vocab.reserve(text.size() / 40);
+  out.vocab.reserve(text.size() / 40, text.size() / 8);
   Sax sax(out);
   bool ok = false;
   try {

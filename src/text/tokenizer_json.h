@@ -9,16 +9,13 @@
 
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <utility>
-#include <vector>
 
 namespace vlm::text {
 
 struct TokenizerJson {
   nlohmann::json dom;  // everything except model.vocab (if an object) and model.merges
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab;
-  std::vector<std::pair<std::string, std::string>> merges;
+  Vocab vocab;
+  MergeList merges;
   bool has_vocab = false;  // model.vocab was an object and is in `vocab`
 };
 
