@@ -9,7 +9,9 @@
 #include <jpeglib.h>
 
 #include <csetjmp>
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "vision/image_codecs.h"
 
@@ -88,6 +90,11 @@ bool decode_inner(JpegReader& r, std::span<const uint8_t> bytes, const DecodeLim
   jpeg_create_decompress(&r.cinfo);
   r.created = true;
   r.cinfo.progress = &r.progress;
+  // Progressive files buffer every coefficient (6 bytes per pixel at 4:4:4);
+  // cap libjpeg's own allocations accordingly so that odd sampling factors
+  // cannot inflate memory past what the pixel limit implies.
+  r.cinfo.mem->max_memory_to_use = long(std::min<int64_t>(
+      (int64_t(64) << 20) + 8 * limits.max_pixels, std::numeric_limits<long>::max() / 2));
   jpeg_mem_src(&r.cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_save_markers(&r.cinfo, JPEG_APP0 + 1, 0xffff);
   jpeg_read_header(&r.cinfo, TRUE);
