@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   vlm::cli::add_run(app);
   vlm::cli::add_check(app);
   vlm::cli::add_tokenize(app);
+  vlm::cli::add_make_random(app);
+  vlm::cli::add_bench(app);
   app.parse_complete_callback([&] {
     if (threads > 0) vlm::set_num_threads(threads);
   });
