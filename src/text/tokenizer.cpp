@@ -516,10 +516,12 @@ std::string StreamDecoder::push(int32_t id) {
   ids_.push_back(id);
   bool truncated = false;
   const std::string text = tok_->decode_impl(ids_, skip_special_, truncated);
-  // A character can span at most 4 byte tokens (plus skipped specials); past
-  // that the window is decoded too often for nothing, so print it as it is.
-  constexpr size_t kMaxPending = 32;
-  if (truncated && ids_.size() - context_ < kMaxPending) return {};
+  // A character's remaining bytes come within the next 3 tokens, give or take
+  // a skipped special token; a tail that stays truncated longer than this is
+  // garbage and is printed as it is (as U+FFFD).
+  constexpr int kMaxTruncatedPushes = 16;
+  truncated_pushes_ = truncated ? truncated_pushes_ + 1 : 0;
+  if (truncated && truncated_pushes_ < kMaxTruncatedPushes) return {};
   if (text.size() <= prefix_.size()) return {};
   // The printed part is stable for every shipped decoder; the fallback only
   // keeps odd decoders from printing garbage offsets.
@@ -538,6 +540,7 @@ std::string StreamDecoder::flush() {
   ids_.clear();
   context_ = 0;
   prefix_.clear();
+  truncated_pushes_ = 0;
   return out;
 }
 

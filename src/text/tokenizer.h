@@ -69,6 +69,7 @@ class StreamDecoder {
   std::vector<int32_t> ids_;  // context tokens followed by tokens not yet printed
   size_t context_ = 0;        // how many leading ids_ were printed already
   std::string prefix_;        // the part of decode(ids_) printed already
+  int truncated_pushes_ = 0;  // consecutive pushes that left a truncated character
 };
 
 }  // namespace vlm::text

@@ -2,7 +2,8 @@
 //   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Isrc \
 //     -DVLM_TESTDATA="\"$PWD/testdata\"" tests/fuzz/fuzz_tokenizer.cpp \
 //     src/text/tokenizer*.cpp src/text/bpe.cpp src/text/unicode.cpp -lpcre2-8 -lutf8proc
-// VLM_TOKENIZER_DIR overrides the tokenizer folder.
+// VLM_TOKENIZER_DIR picks another tokenizer folder (then the lossless round
+// trip below is not checked, since only byte-level BPE guarantees it).
 // Checks, besides memory safety: byte-level BPE loses nothing, so decoding the
 // ids gives back the NFC form of the (UTF-8-repaired) input, and streaming
 // decode prints exactly what a full decode does.
@@ -19,9 +20,11 @@
 
 namespace {
 
+const char* const kDirOverride = std::getenv("VLM_TOKENIZER_DIR");
+
 const vlm::text::Tokenizer& tokenizer() {
   static const std::unique_ptr<vlm::text::Tokenizer> tok = [] {
-    const char* env = std::getenv("VLM_TOKENIZER_DIR");
+    const char* env = kDirOverride;
     const std::string dir = env ? env : VLM_TESTDATA "/fixtures/qwen2_vl/model";
     auto t = vlm::text::Tokenizer::load(dir);
     if (!t.ok()) {
@@ -44,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::string text = tok.decode(ids, false);
   namespace u = vlm::text::unicode;
-  if (text != u::normalize(u::to_valid_utf8(input), u::NormForm::NFC)) std::abort();
+  if (!kDirOverride && text != u::normalize(u::to_valid_utf8(input), u::NormForm::NFC)) std::abort();
 
   vlm::text::StreamDecoder stream(tok, /*skip_special=*/false);
   std::string streamed;
