@@ -41,10 +41,13 @@ Expected<GenerationDefaults> load_generation_defaults(const std::string& dir, co
   return g;
 }
 
-Status Model::load_common(const std::string& dir, const nlohmann::json& config, const LoadOptions& opt) {
+Status Model::load_common(const std::string& dir, const nlohmann::json& config, const LoadOptions& opt,
+                          const char* fallback_template) {
   if (opt.progress) opt.progress(0.0, "tokenizer");
   VLM_ASSIGN_OR_RETURN(tokenizer_, text::Tokenizer::load(dir));
-  VLM_ASSIGN_OR_RETURN(std::string src, text::load_chat_template_source(dir));
+  auto found = text::load_chat_template_source(dir);
+  if (!found.ok() && !fallback_template) return found.error();
+  const std::string src = found.ok() ? found.value() : std::string(fallback_template);
   VLM_ASSIGN_OR_RETURN(text::ChatTemplate t, text::ChatTemplate::parse(src));
   template_ = std::make_unique<text::ChatTemplate>(std::move(t));
   VLM_ASSIGN_OR_RETURN(gen_, load_generation_defaults(dir, config));
@@ -62,6 +65,12 @@ Expected<std::string> Model::render_template(const nlohmann::json& messages, boo
   if (tokenizer_->bos_id() >= 0) ctx["bos_token"] = tokenizer_->id_to_token(tokenizer_->bos_id());
   if (tokenizer_->eos_id() >= 0) ctx["eos_token"] = tokenizer_->id_to_token(tokenizer_->eos_id());
   return template_->render(ctx);
+}
+
+Expected<Prompt> Model::prepare(const nlohmann::json& messages, const std::vector<Media>& media,
+                                const PrepareOptions& opt) const {
+  VLM_ASSIGN_OR_RETURN(std::string text, render_template(messages, opt.add_generation_prompt));
+  return prepare_text(text, media, opt);
 }
 
 }  // namespace vlm::models

@@ -84,8 +84,12 @@ class Model {
  public:
   virtual ~Model() = default;
   virtual std::string family() const = 0;
-  virtual Expected<Prompt> prepare(const nlohmann::json& messages, const std::vector<Media>& media,
-                                   const PrepareOptions& opt) const = 0;
+  // Chat messages -> the checkpoint's template -> prepare_text.
+  Expected<Prompt> prepare(const nlohmann::json& messages, const std::vector<Media>& media,
+                           const PrepareOptions& opt) const;
+  // An already-rendered prompt with one placeholder per image/video, in order.
+  virtual Expected<Prompt> prepare_text(const std::string& text, const std::vector<Media>& media,
+                                        const PrepareOptions& opt) const = 0;
   // Runs the whole prompt; fills `logits` with the last position's logits.
   virtual Status prefill(Session& s, const Prompt& p, std::vector<float>* logits, nn::Trace* trace) const = 0;
   virtual void decode(Session& s, int32_t token, std::vector<float>* logits) const = 0;
@@ -97,7 +101,9 @@ class Model {
 
  protected:
   // Tokenizer, chat template, generation defaults and the weight files.
-  Status load_common(const std::string& dir, const nlohmann::json& config, const LoadOptions& opt);
+  // fallback_template is used when the checkpoint ships no chat template (null: that is an error).
+  Status load_common(const std::string& dir, const nlohmann::json& config, const LoadOptions& opt,
+                     const char* fallback_template = nullptr);
   // The checkpoint's chat template applied to `messages`, with bos/eos tokens in the context.
   Expected<std::string> render_template(const nlohmann::json& messages, bool add_generation_prompt) const;
 

@@ -162,10 +162,10 @@ class QwenVL final : public Model {
     return std::unique_ptr<Model>(std::move(m));
   }
 
-  Expected<Prompt> prepare(const json& messages, const std::vector<Media>& media,
-                           const PrepareOptions& opt) const override {
+  Expected<Prompt> prepare_text(const std::string& text, const std::vector<Media>& media,
+                                const PrepareOptions& opt) const override {
     Prompt p;
-    VLM_ASSIGN_OR_RETURN(p.text, render_template(messages, opt.add_generation_prompt));
+    p.text = text;
     std::vector<int32_t> ids = tokenizer_->encode(p.text, true);
 
     std::vector<const Media*> imgs, vids;

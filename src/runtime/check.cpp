@@ -84,11 +84,16 @@ Expected<std::vector<models::Media>> load_media(const std::string& dir, const js
 Status run_case(const models::Model& m, const std::string& dir, const CheckOptions& opt, CaseReport* rep) {
   VLM_ASSIGN_OR_RETURN(json c, models::read_json_file((fs::path(dir) / "case.json").string()));
   VLM_ASSIGN_OR_RETURN(auto exp, SafetensorsFile::open((fs::path(dir) / "expected.safetensors").string()));
-  if (!c.contains("messages")) return make_error("case.json has no messages");
   VLM_ASSIGN_OR_RETURN(auto media, load_media(dir, c));
   models::PrepareOptions po;
   if (c.contains("rope_resume_rule")) po.rope_rule = models::RopeResumeRule::Transformers5;
-  VLM_ASSIGN_OR_RETURN(models::Prompt p, m.prepare(c["messages"], media, po));
+  // Cases with chat messages exercise the checkpoint's template; others give the rendered prompt.
+  Expected<models::Prompt> prepared =
+      c.contains("messages") ? m.prepare(c["messages"], media, po)
+      : c.contains("prompt") && c["prompt"].is_string()
+          ? m.prepare_text(c["prompt"].get<std::string>(), media, po)
+          : Expected<models::Prompt>(make_error("case.json has neither messages nor prompt"));
+  VLM_ASSIGN_OR_RETURN(models::Prompt p, std::move(prepared));
   auto& out = rep->tensors;
   auto want = [&](const std::string& n) { return exp->find(n); };
 
@@ -188,7 +193,80 @@ Status run_case(const models::Model& m, const std::string& dir, const CheckOptio
   return Status::Ok();
 }
 
+Status run_dual_case(const models::DualEncoder& m, const std::string& dir, const CheckOptions& opt, CaseReport* rep) {
+  VLM_ASSIGN_OR_RETURN(json c, models::read_json_file((fs::path(dir) / "case.json").string()));
+  VLM_ASSIGN_OR_RETURN(auto exp, SafetensorsFile::open((fs::path(dir) / "expected.safetensors").string()));
+  auto& out = rep->tensors;
+  auto want = [&](const std::string& n) { return exp->find(n); };
+  std::vector<Image> images;
+  for (const auto& f : c.value("images", json::array())) {
+    VLM_ASSIGN_OR_RETURN(Image img, load_image((fs::path(dir) / f.get<std::string>()).string()));
+    images.push_back(std::move(img));
+  }
+  const int64_t n_img = int64_t(images.size());
+  VLM_ASSIGN_OR_RETURN(std::vector<float> px, m.preprocess(images));
+  if (auto* t = want("inputs.pixel_values")) out.push_back(compare("pixel_values", px.data(), px.size(), to_f32(*t), opt.pixels));
+  if (auto* t = want("inputs_pil.pixel_values")) {
+    VLM_ASSIGN_OR_RETURN(std::vector<float> pil, m.preprocess(images, ResampleKernel::kPil));
+    out.push_back(compare("pixel_values_pil_resampler", pil.data(), pil.size(), to_f32(*t), opt.pixels));
+  }
+  // Texts: tokenized by us when the case gives strings, else the recorded ids are the input.
+  const TensorView* ids_t = want("inputs.input_ids");
+  const TensorView* mask_t = want("inputs.attention_mask");
+  if (!ids_t) return make_error("expected.safetensors has no inputs.input_ids");
+  const int64_t n_txt = ids_t->dim(0), S = ids_t->dim(1);
+  std::vector<int64_t> rec = to_i64(*ids_t), valid(static_cast<size_t>(n_txt), S);
+  if (mask_t) {
+    auto mk = to_i64(*mask_t);
+    for (int64_t i = 0; i < n_txt; ++i) valid[size_t(i)] = std::count(mk.begin() + i * S, mk.begin() + (i + 1) * S, 1);
+  }
+  std::vector<int32_t> ids(rec.begin(), rec.end());
+  if (c.contains("texts") && c["texts"].is_array()) {
+    std::vector<int64_t> ours;
+    const int32_t pad = m.tokenizer() && m.tokenizer()->pad_id() >= 0 ? m.tokenizer()->pad_id() : 0;
+    for (const auto& t : c["texts"]) {
+      VLM_ASSIGN_OR_RETURN(std::vector<int32_t> v, m.tokenize(t.get<std::string>()));
+      v.resize(size_t(S), pad);  // the fixture was padded to max_length
+      ours.insert(ours.end(), v.begin(), v.end());
+    }
+    out.push_back(compare_ints("input_ids", ours, rec));
+    ids.assign(ours.begin(), ours.end());
+  }
+  Recorder rec_t;
+  std::vector<float> ie = m.embed_images(px, n_img, &rec_t);
+  std::vector<float> te = m.embed_texts(ids, n_txt, S, valid, &rec_t);
+  for (const auto& [name, v] : rec_t.t)
+    if (auto* t = want(name)) out.push_back(compare(name.substr(4), v.data(), v.size(), to_f32(*t), opt.model));
+  if (auto* t = want("out.vision_model_output.pooler_output")) out.push_back(compare("vision pooler_output", ie.data(), ie.size(), to_f32(*t), opt.model));
+  if (auto* t = want("out.text_model_output.pooler_output")) out.push_back(compare("text pooler_output", te.data(), te.size(), to_f32(*t), opt.model));
+  std::vector<float> logits = m.logits(ie, n_img, te, n_txt);
+  if (auto* t = want("out.logits_per_image")) out.push_back(compare("logits_per_image", logits.data(), logits.size(), to_f32(*t), opt.model));
+  if (auto* t = want("out.logits_per_text")) {
+    std::vector<float> tr(logits.size());
+    for (int64_t i = 0; i < n_img; ++i)
+      for (int64_t j = 0; j < n_txt; ++j) tr[size_t(j * n_img + i)] = logits[size_t(i * n_txt + j)];
+    out.push_back(compare("logits_per_text", tr.data(), tr.size(), to_f32(*t), opt.model));
+  }
+  models::l2_normalize(ie.data(), n_img, m.embed_dim());
+  models::l2_normalize(te.data(), n_txt, m.embed_dim());
+  if (auto* t = want("out.image_embeds")) out.push_back(compare("image_embeds", ie.data(), ie.size(), to_f32(*t), opt.model));
+  if (auto* t = want("out.text_embeds")) out.push_back(compare("text_embeds", te.data(), te.size(), to_f32(*t), opt.model));
+  for (const auto& t : out) rep->ok = rep->ok && t.ok;
+  return Status::Ok();
+}
+
 }  // namespace
+
+CaseReport check_dual_case(const models::DualEncoder& m, const std::string& case_dir, const CheckOptions& opt) {
+  CaseReport rep;
+  rep.name = fs::path(case_dir).filename().string();
+  Status s = run_dual_case(m, case_dir, opt, &rep);
+  if (!s.ok()) {
+    rep.ok = false;
+    rep.error = s.error().message;
+  }
+  return rep;
+}
 
 CaseReport check_case(const models::Model& m, const std::string& case_dir, const CheckOptions& opt) {
   CaseReport rep;

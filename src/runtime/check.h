@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "models/clip.h"
 #include "models/model.h"
 
 namespace vlm::runtime {
@@ -39,5 +40,7 @@ struct CaseReport {
 };
 
 CaseReport check_case(const models::Model& m, const std::string& case_dir, const CheckOptions& opt);
+// CLIP / SigLIP retrieval cases: pixel values, input ids, embeddings, similarity logits.
+CaseReport check_dual_case(const models::DualEncoder& m, const std::string& case_dir, const CheckOptions& opt);
 
 }  // namespace vlm::runtime

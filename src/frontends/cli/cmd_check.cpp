@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "frontends/cli/commands.h"
+#include "models/clip.h"
 #include "runtime/check.h"
 #include "text/tokenizer.h"
 
@@ -14,13 +15,24 @@ struct CheckArgs {
 };
 
 int do_check(const CheckArgs& a) {
-  auto model = load_or_report(a.model, /*quiet=*/true);
-  if (!model) return 2;
+  std::unique_ptr<models::Model> model;
+  std::unique_ptr<models::DualEncoder> dual;
+  if (models::is_dual_encoder(a.model)) {
+    auto d = models::DualEncoder::load(a.model);
+    if (!d.ok()) {
+      std::fprintf(stderr, "vlm: %s\n", d.error().message.c_str());
+      return 2;
+    }
+    dual = std::move(d.value());
+  } else {
+    model = load_or_report(a.model, /*quiet=*/true);
+    if (!model) return 2;
+  }
   runtime::CheckOptions opt;
   opt.verbose = a.verbose;
   int passed = 0, failed = 0;
   for (const auto& dir : a.cases) {
-    runtime::CaseReport r = runtime::check_case(*model, dir, opt);
+    runtime::CaseReport r = dual ? runtime::check_dual_case(*dual, dir, opt) : runtime::check_case(*model, dir, opt);
     if (r.ok) {
       ++passed;
       std::printf("PASS %s\n", r.name.c_str());
