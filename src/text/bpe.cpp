@@ -127,6 +127,17 @@ Expected<std::unique_ptr<BpeModel>> BpeModel::create(Vocab vocab, const MergeLis
 
 int32_t BpeModel::token_to_id(std::string_view token) const { return vocab_.find(token); }
 
+bool BpeModel::marker_only_leads(std::string_view marker) const {
+  if (marker.empty()) return false;
+  for (size_t k = 0; k < vocab_.size(); ++k) {
+    const std::string_view t = vocab_.token(k);
+    for (size_t pos = t.find(marker, 1); pos != std::string_view::npos; pos = t.find(marker, pos + 1)) {
+      if (pos < marker.size() || t.compare(pos - marker.size(), marker.size(), marker) != 0) return false;
+    }
+  }
+  return true;
+}
+
 bool BpeModel::id_to_token(int32_t id, std::string_view& token) const {
   if (id < 0 || static_cast<size_t>(id) >= entry_of_id_.size()) return false;
   const int32_t e = entry_of_id_[static_cast<size_t>(id)];

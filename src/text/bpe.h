@@ -150,6 +150,12 @@ class BpeModel {
   // Appends the ids of one pre-tokenized word.
   void tokenize(std::string_view word, std::vector<int32_t>& out) const;
 
+  // True if `marker` occurs in vocab tokens only at their start or after
+  // another `marker`. Then no merge can join a symbol to a following marker
+  // that starts a run, so a long text can be cut before such markers and its
+  // parts tokenized (and cached) separately with the very same result.
+  bool marker_only_leads(std::string_view marker) const;
+
   int32_t token_to_id(std::string_view token) const;
   // False when the id has no vocab entry.
   bool id_to_token(int32_t id, std::string_view& token) const;

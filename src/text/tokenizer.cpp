@@ -192,6 +192,9 @@ struct Tokenizer::Impl {
   // strips the text after the backend's ByteLevel decoder, which ignores it.
   std::string suffix_to_space;
   bool clean_up_spaces = false;
+  // Set for SentencePiece-style files without a pre-tokenizer, where the model
+  // would otherwise run one BPE over the whole text (see marker_only_leads).
+  std::string word_marker;
 
   bool token_of(int32_t id, std::string_view& token) const {
     if (id >= 0 && static_cast<size_t>(id) < added_index.size() && added_index[static_cast<size_t>(id)] >= 0) {
@@ -199,6 +202,18 @@ struct Tokenizer::Impl {
       return true;
     }
     return model->id_to_token(id, token);
+  }
+
+  // Cuts before each marker that starts a run of markers.
+  void tokenize_by_words(std::string_view text, std::vector<int32_t>& ids) const {
+    const std::string_view mk = word_marker;
+    size_t start = 0;
+    for (size_t pos = text.find(mk, 1); pos != std::string_view::npos; pos = text.find(mk, pos + mk.size())) {
+      if (pos >= mk.size() && text.compare(pos - mk.size(), mk.size(), mk) == 0) continue;
+      model->tokenize(text.substr(start, pos - start), ids);
+      start = pos;
+    }
+    model->tokenize(text.substr(start), ids);
   }
 
   void split_added(std::string text, bool at_start, const AddedMatcher& matcher, std::vector<Segment>& out) const;
@@ -317,6 +332,10 @@ Status Tokenizer::Impl::build(TokenizerJson& parsed, const json& cfg) {
     suffix_to_space = opt.end_of_word_suffix;
   }
   if (!opt.unk_token.empty()) unk = model->token_to_id(opt.unk_token);
+  if (!pre_tokenizer && opt.continuing_subword_prefix.empty() && opt.end_of_word_suffix.empty() &&
+      model->marker_only_leads("\xE2\x96\x81")) {
+    word_marker = "\xE2\x96\x81";
+  }
 
   // Special ids: tokenizer_config.json is what transformers goes by; without
   // it, infer them from what the post-processor adds.
@@ -417,7 +436,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
     pieces.clear();
     pieces.push_back(Piece{std::move(s.text), s.at_start});
     if (m.pre_tokenizer) m.pre_tokenizer->pre_tokenize(pieces);
-    for (const Piece& p : pieces) m.model->tokenize(p.text, ids);
+    for (const Piece& p : pieces) {
+      if (m.word_marker.empty()) {
+        m.model->tokenize(p.text, ids);
+      } else {
+        m.tokenize_by_words(p.text, ids);
+      }
+    }
   }
   if (add_special) ids.insert(ids.end(), m.post.suffix.begin(), m.post.suffix.end());
   return ids;

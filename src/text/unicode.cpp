@@ -2,6 +2,7 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace vlm::text::unicode {
@@ -169,19 +170,9 @@ bool is_word_char(char32_t c) {
   }
 }
 
-std::string normalize(std::string_view s, NormForm form) {
-  // Code points below U+0300 (lead bytes below 0xCC) are stable under NFC and
-  // nothing composes onto them from that range, so most text skips utf8proc.
-  // The other forms change Latin-1 already, so only ASCII is trivial there.
-  const unsigned char limit = form == NormForm::NFC ? 0xCC : 0x80;
-  bool trivial = true;
-  for (const char ch : s) {
-    if (static_cast<unsigned char>(ch) >= limit) {
-      trivial = false;
-      break;
-    }
-  }
-  if (trivial) return std::string(s);
+namespace {
+
+std::string utf8proc_normalize(std::string_view s, NormForm form) {
   int options = UTF8PROC_STABLE;
   switch (form) {
     case NormForm::NFC: options |= UTF8PROC_COMPOSE; break;
@@ -198,6 +189,61 @@ std::string normalize(std::string_view s, NormForm form) {
   std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
   std::free(out);
   return result;
+}
+
+// Code points that are NFC_Quick_Check=Yes with combining class 0 and never
+// combine with what precedes them: NFC leaves them alone and text can be cut
+// before them without changing its NFC form. Hand-picked blocks only (the
+// scripts that fill prompts); everything else goes through utf8proc.
+bool nfc_inert(char32_t c) {
+  return c < 0x300 || (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0x3000 && c <= 0x3029) || (c >= 0x3041 && c <= 0x3096) ||
+         (c >= 0x30A1 && c <= 0x30FA) || (c >= 0xFF01 && c <= 0xFF5E) || (c >= 0x0400 && c <= 0x0482) ||
+         (c >= 0x048A && c <= 0x052F) || (c >= 0x2010 && c <= 0x2027) || (c >= 0x2030 && c <= 0x205E);
+}
+
+}  // namespace
+
+std::string normalize(std::string_view s, NormForm form) {
+  // Under NFKC/NFKD even Latin-1 changes, so only ASCII is left alone there.
+  if (form != NormForm::NFC) {
+    for (const char ch : s) {
+      if (static_cast<unsigned char>(ch) >= 0x80) return utf8proc_normalize(s, form);
+    }
+    return std::string(s);
+  }
+  // NFC: run utf8proc only on the stretches that hold non-inert characters,
+  // each from the inert character before it (which such a stretch may compose
+  // with) to the next inert character.
+  std::string out;
+  size_t copied = 0;      // s[0, copied) is in `out` already
+  size_t last_inert = 0;  // start of the latest inert char
+  size_t i = 0;
+  while (i < s.size()) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      last_inert = i++;
+      continue;
+    }
+    const size_t start = i;
+    if (nfc_inert(next_cp(s, i))) {
+      last_inert = start;
+      continue;
+    }
+    size_t end = i;
+    while (end < s.size()) {
+      size_t j = end;
+      if (static_cast<unsigned char>(s[j]) < 0x80 || nfc_inert(next_cp(s, j))) break;
+      end = j;
+    }
+    const size_t from = std::max(copied, start > 0 && last_inert < start ? last_inert : start);
+    out.append(s.data() + copied, from - copied);
+    out += utf8proc_normalize(s.substr(from, end - from), form);
+    copied = end;
+    i = end;
+  }
+  if (copied == 0) return std::string(s);
+  out.append(s.data() + copied, s.size() - copied);
+  return out;
 }
 
 std::string to_lower(std::string_view s) {

@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <utf8proc.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -86,6 +88,29 @@ TEST(Unicode, NormalizeAndLowercase) {
   EXPECT_EQ(u::normalize("\xEF\xAC\x81", u::NormForm::NFC), "\xEF\xAC\x81");
   // Per-char lowercase: no final-sigma rule, and U+0130 becomes i + U+0307.
   EXPECT_EQ(u::to_lower("\xCE\xA3\xCE\xA3 \xC4\xB0X"), "\xCF\x83\xCF\x83 i\xCC\x87x");
+}
+
+TEST(Unicode, NfcShortcutAgreesWithUtf8proc) {
+  // normalize() skips utf8proc on "inert" characters; check it against a
+  // plain NFC of the whole string on random mixes of inert characters and
+  // ones that compose with them (marks, jamo, kana voicing marks, singletons).
+  const char32_t pool[] = {'a', 'e', ' ', 0xE9, 0x301, 0x308, 0x327, 0x4E00, 0x1100, 0x1161, 0x11A8, 0xAC00,
+                           0x304B, 0x3099, 0x30AB, 0x309A, 0x212B, 0x2126, 0x0F73, 0x0958, 0x3000, 0x302A,
+                           0x0410, 0x0483, 0x0301, 0xFF21, 0x2000, 0x2010, 0x0374, 0x1E0A, 0x0323, 0x0CC6, 0x0CD5};
+  uint32_t seed = 12345;
+  auto rnd = [&seed] { return (seed = seed * 1103515245u + 12345u) >> 16; };
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::string s;
+    const int len = static_cast<int>(rnd() % 8);
+    for (int k = 0; k < len; ++k) u::append_utf8(s, pool[rnd() % (sizeof(pool) / sizeof(pool[0]))]);
+    utf8proc_uint8_t* out = nullptr;
+    const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
+                                &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    ASSERT_GE(n, 0);
+    const std::string ref(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+    std::free(out);
+    ASSERT_EQ(u::normalize(s, u::NormForm::NFC), ref) << "iteration " << iter;
+  }
 }
 
 std::unique_ptr<Tokenizer> make(const json& j, const std::string& config = "") {
@@ -175,6 +200,21 @@ TEST(Metaspace, OlderSentencePieceFormMatchesCorpus) {
     }
     EXPECT_GT(checked, 25);
   }
+}
+
+// Without a pre-tokenizer the llava model sees the whole text as one word;
+// encode cuts it before "▁" runs for speed. A vocab entry with "▁" inside
+// turns that off, so the two paths can be compared on the same text.
+TEST(Metaspace, WordCutMatchesWholeTextBpe) {
+  json j = json::parse(read(kTestdata + "/tokenizers/llava/tokenizer.json"));
+  const json corpus = json::parse(read(kTestdata + "/fixtures/tokenizers/corpus.json"));
+  auto fast = make(j);
+  j["model"]["vocab"]["x\xE2\x96\x81y"] = 40000;  // never produced: no merge makes it
+  auto whole = make(j);
+  ASSERT_TRUE(fast && whole);
+  std::string text;
+  for (const auto& s : corpus["strings"]) text += s.get<std::string>() + "  \n ";
+  EXPECT_EQ(fast->encode(text), whole->encode(text));
 }
 
 TEST(AddedTokens, StripAndSingleWordFlags) {
