@@ -16,24 +16,24 @@ void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const T
 
 void rmsnorm(const float* x, int64_t rows, int64_t dim, const TensorView& w, float eps, float* y) {
   parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
-    ref::rmsnorm(x + r0 * dim, r1 - r0, dim, w, eps, y + r0 * dim);
+    cpu::kernels().rmsnorm(x + r0 * dim, r1 - r0, dim, w, eps, y + r0 * dim);
   });
 }
 
 void layernorm(const float* x, int64_t rows, int64_t dim, const TensorView& w, const TensorView& b,
                float eps, float* y) {
   parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
-    ref::layernorm(x + r0 * dim, r1 - r0, dim, w, b, eps, y + r0 * dim);
+    cpu::kernels().layernorm(x + r0 * dim, r1 - r0, dim, w, b, eps, y + r0 * dim);
   });
 }
 
 void activate(Act act, float* x, int64_t n) {
-  parallel_for(n, 4096, [&](int64_t b, int64_t e) { ref::activate(act, x + b, e - b); });
+  parallel_for(n, 4096, [&](int64_t b, int64_t e) { cpu::kernels().activate(act, x + b, e - b); });
 }
 
 void silu_mul(const float* gate, const float* up, int64_t rows, int64_t I, int64_t stride, float* out) {
   parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
-    ref::silu_mul(gate + r0 * stride, up + r0 * stride, r1 - r0, I, stride, out + r0 * I);
+    cpu::kernels().silu_mul(gate + r0 * stride, up + r0 * stride, r1 - r0, I, stride, out + r0 * I);
   });
 }
 

@@ -108,6 +108,41 @@ TEST_P(KernelSets, AttentionMatchesReference) {
   }
 }
 
+TEST_P(KernelSets, NormsAndActivationsMatchReference) {
+  for (int64_t dim : {16, 37, 1280}) {
+    const int64_t rows = 5;
+    auto x = randv(size_t(rows * dim), 20, 3.0f), w = randv(size_t(dim), 21), bb = randv(size_t(dim), 22);
+    std::vector<uint16_t> wb(w.size()), bbb(bb.size());
+    for (size_t i = 0; i < w.size(); ++i) wb[i] = f32_to_bf16(w[i]), bbb[i] = f32_to_bf16(bb[i]);
+    const TensorView Ws[] = {TensorView(DType::F32, w.data(), {dim}), TensorView(DType::BF16, wb.data(), {dim})};
+    const TensorView Bs[] = {TensorView(DType::F32, bb.data(), {dim}), TensorView(DType::BF16, bbb.data(), {dim})};
+    for (int t = 0; t < 2; ++t) {
+      std::vector<float> y(x.size()), yr(x.size());
+      rmsnorm(x.data(), rows, dim, Ws[t], 1e-6f, y.data());
+      ref::rmsnorm(x.data(), rows, dim, Ws[t], 1e-6f, yr.data());
+      expect_close(y, yr, 2e-6f, "rmsnorm");
+      layernorm(x.data(), rows, dim, Ws[t], Bs[t], 1e-6f, y.data());
+      ref::layernorm(x.data(), rows, dim, Ws[t], Bs[t], 1e-6f, yr.data());
+      expect_close(y, yr, 2e-6f, "layernorm");
+    }
+    for (Act a : {Act::Silu, Act::QuickGelu, Act::Gelu, Act::GeluTanh}) {
+      auto y = x, yr = x;
+      activate(a, y.data(), int64_t(y.size()));
+      ref::activate(a, yr.data(), int64_t(yr.size()));
+      expect_close(y, yr, 1e-6f, "activation");
+    }
+    std::vector<float> o(size_t(rows * (dim / 2))), orf(o.size());
+    silu_mul(x.data(), x.data() + dim / 2, rows, dim / 2, dim, o.data());
+    ref::silu_mul(x.data(), x.data() + dim / 2, rows, dim / 2, dim, orf.data());
+    expect_close(o, orf, 1e-6f, "silu_mul");
+  }
+  // Extreme inputs stay finite and saturate like the reference.
+  std::vector<float> big = {-200.0f, -90.0f, 0.0f, 90.0f, 200.0f}, bigr = big;
+  activate(Act::Silu, big.data(), 5);
+  ref::activate(Act::Silu, bigr.data(), 5);
+  for (size_t i = 0; i < big.size(); ++i) EXPECT_NEAR(big[i], bigr[i], 1e-6f * (1 + std::fabs(bigr[i])));
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, KernelSets, ::testing::ValuesIn(cpu::available_kernels()),
                          [](const auto& info) { return std::string(info.param->name); });
 

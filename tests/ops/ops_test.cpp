@@ -85,7 +85,8 @@ TEST(Ops, ActivationsKnownValues) {
     auto y = x, yr = x;
     activate(a, y.data(), int64_t(y.size()));
     ref::activate(a, yr.data(), int64_t(yr.size()));
-    expect_close(y, yr, 1e-7f);
+    expect_close(y, yr, 1e-6f);  // SIMD exp differs from std::exp by rounding
+
   }
 }
 
@@ -95,7 +96,7 @@ TEST(Ops, SiluMulAndRope) {
   std::vector<float> o(size_t(rows * I)), orf(size_t(rows * I));
   silu_mul(gu.data(), gu.data() + I, rows, I, 2 * I, o.data());
   ref::silu_mul(gu.data(), gu.data() + I, rows, I, 2 * I, orf.data());
-  expect_close(o, orf, 1e-7f);
+  expect_close(o, orf, 1e-6f);
 
   const int heads = 3, d = 8;
   auto x = randv(size_t(rows * heads * d), 9);

@@ -41,6 +41,12 @@ struct Kernels {
   // Fills q/d/e of QuantActs for x [M, K]; c as above.
   void (*quantize_rows)(const float* x, int64_t M, int64_t K, int64_t kp, int c, int8_t* q, float* d, float* e);
   void (*attention)(const AttnArgs& a);
+  // Row-wise / element-wise ops on a slice (the drivers in ops.cpp split rows between threads).
+  void (*activate)(Act act, float* x, int64_t n);
+  void (*silu_mul)(const float* gate, const float* up, int64_t rows, int64_t I, int64_t stride, float* out);
+  void (*rmsnorm)(const float* x, int64_t rows, int64_t dim, const TensorView& w, float eps, float* y);
+  void (*layernorm)(const float* x, int64_t rows, int64_t dim, const TensorView& w, const TensorView& b, float eps,
+                    float* y);
 };
 
 const Kernels& kernels();                       // the set in use
@@ -55,5 +61,11 @@ void gemm_f32_portable(const float* x, int64_t M, int64_t K, const TensorView& W
                        const float* bias, float* y, int64_t ldy);
 void attention_portable(const AttnArgs& a);
 void attention_avx512_entry(const AttnArgs& a);  // attention_avx512.cpp
+// elementwise_avx512.cpp
+void activate_avx512(Act act, float* x, int64_t n);
+void silu_mul_avx512(const float* gate, const float* up, int64_t rows, int64_t I, int64_t stride, float* out);
+void rmsnorm_avx512(const float* x, int64_t rows, int64_t dim, const TensorView& w, float eps, float* y);
+void layernorm_avx512(const float* x, int64_t rows, int64_t dim, const TensorView& w, const TensorView& b, float eps,
+                      float* y);
 
 }  // namespace vlm::ops::cpu

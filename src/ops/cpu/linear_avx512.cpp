@@ -491,7 +491,7 @@ void quantize_rows_avx512(const float* x, int64_t M, int64_t K, int64_t kp, int 
 }
 
 const Kernels kAvx512 = {"avx512", gemm_f32_avx512, gemm_bf16_avx512, gemm_quant_avx512, quantize_rows_avx512,
-                         attention_avx512_entry};
+                         attention_avx512_entry, activate_avx512, silu_mul_avx512, rmsnorm_avx512, layernorm_avx512};
 
 }  // namespace
 
