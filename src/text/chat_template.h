@@ -25,8 +25,8 @@ struct ChatTemplateLimits {
   size_t max_string_bytes = 16u << 20;       // any single intermediate string
   size_t max_list_items = 1u << 20;          // any single intermediate list
   uint64_t max_loop_iterations = 1'000'000;  // summed over all loops
-  uint64_t max_steps = 20'000'000;           // evaluated nodes: bounds CPU time
-  uint64_t max_work_bytes = 1ull << 31;      // bytes built by string/list ops
+  uint64_t max_steps = 10'000'000;           // evaluated nodes: bounds CPU time
+  uint64_t max_work_bytes = 1ull << 30;      // bytes built or copied by string/list ops
   int max_call_depth = 64;                   // nested macro calls
 };
 

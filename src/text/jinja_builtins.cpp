@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <unordered_map>
+#include <unordered_set>
 
 #include "text/jinja_builtins.h"
 
@@ -48,9 +48,12 @@ Value get_path(Interp& in, Value item, const std::vector<Value>& path, const Val
 
 Value lower_if_str(const Value& v) { return v.is_string() ? Value::str(py_lower(v.s())) : v; }
 
-int64_t length_of(const Value& v) {
+int64_t length_of(Interp& in, const Value& v) {
   if (v.is_undefined()) return 0;
-  if (v.is_string()) return static_cast<int64_t>(utf8_length(v.s()));
+  if (v.is_string()) {
+    in.charge(v.s().size());
+    return static_cast<int64_t>(utf8_length(v.s()));
+  }
   if (v.is_list() || v.is_dict()) return static_cast<int64_t>(v.j->size());
   if (v.kind == Value::Kind::kNamespace) return static_cast<int64_t>(static_cast<const Namespace&>(*v.obj).attrs.size());
   fail(std::string("object of type '") + type_name(v) + "' has no len()");
@@ -90,9 +93,9 @@ Value f_center(Interp& in, const Value& v, Args& args) {
   return in.make_string(py_pad(in, text_of(v), w, '^', ' '));
 }
 
-Value f_length(Interp&, const Value& v, Args& args) {
+Value f_length(Interp& in, const Value& v, Args& args) {
   ArgBind b("length", args, {});
-  return Value::integer(length_of(v));
+  return Value::integer(length_of(in, v));
 }
 
 Value f_default(Interp&, const Value& v, Args& args) {
@@ -617,23 +620,28 @@ Value f_trim(Interp& in, const Value& v, Args& args) {
   return in.make_string(py_strip(text_of(v), chars, true, true));
 }
 
+// A key equal for values Python's set treats as equal (1 == 1.0 == True).
+std::string hash_key(const Value& v) {
+  if (v.is_undefined()) return "u";
+  if (!v.is_json() || v.j->is_structured())
+    fail(std::string("unhashable type: '") + type_name(v) + "'");
+  if (v.is_string()) return "s" + v.s();
+  if (v.is_none()) return "n";
+  double d = as_double(*v.j);
+  if (v.is_float() && !(std::nearbyint(d) == d && std::fabs(d) < 9.2e18)) return "f" + float_repr(d);
+  return "i" + std::to_string(v.is_float() ? static_cast<int64_t>(d) : as_int(v, "value"));
+}
+
 Value f_unique(Interp& in, const Value& v, Args& args) {
   ArgBind b("unique", args, {"case_sensitive", "attribute"});
   std::vector<Value> path;
   if (b.has(1) && !b[1]->is_none()) path = attr_path(*b[1]);
-  std::vector<Value> out, seen;
+  std::vector<Value> out;
+  std::unordered_set<std::string> seen;
   for (auto& item : in.iterate(v)) {
     Value k = path.empty() ? item : get_path(in, item, path);
     if (!flag(b, 0)) k = lower_if_str(k);
-    bool dup = false;
-    for (auto& s : seen)
-      if (py_equal(s, k)) {
-        dup = true;
-        break;
-      }
-    if (dup) continue;
-    seen.push_back(k);
-    out.push_back(item);
+    if (seen.insert(hash_key(k)).second) out.push_back(item);
   }
   return in.make_list(std::move(out));
 }
@@ -886,15 +894,17 @@ Value g_range(Interp& in, Args& args) {
 
 Value g_namespace(Interp& in, Args& args) {
   auto ns = std::make_shared<Namespace>();
+  in.track(ns);
   if (args.pos.size() > 1) fail("namespace() takes at most one positional argument");
   if (!args.pos.empty()) {
     const Value& init = args.pos[0];
-    if (init.is_dict()) {
-      for (const auto& [k, e] : init.j->items()) ns->set(k, Value::child(init.j, e));
+    if (init.is_dict()) {  // keys are unique already: no search per insert
+      for (const auto& [k, e] : init.j->items()) ns->attrs.emplace_back(k, Value::child(init.j, e));
     } else {
       for (auto& pair : in.iterate(init)) {
         auto kv = in.iterate(pair);
         if (kv.size() != 2 || !kv[0].is_string()) fail("namespace(): expected a mapping or key/value pairs");
+        in.charge(ns->attrs.size());
         ns->set(kv[0].s(), kv[1]);
       }
     }
@@ -917,6 +927,7 @@ Value g_dict(Interp& in, Args& args) {
       for (auto& pair : in.iterate(init)) {
         auto kv = in.iterate(pair);
         if (kv.size() != 2 || !kv[0].is_string()) fail("dict(): expected a mapping or key/value pairs");
+        in.charge(obj.size());
         obj[kv[0].s()] = in.to_data(kv[1]);
       }
     }

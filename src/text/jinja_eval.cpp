@@ -26,6 +26,15 @@ Interp::Interp(const Template& t, std::shared_ptr<const Json> globals, const Jso
                const ChatTemplateLimits& limits)
     : tmpl_(t), globals_(std::move(globals)), fallbacks_(fallbacks), limits_(limits) {}
 
+Interp::~Interp() {
+  for (auto& w : namespaces_)
+    if (auto ns = w.lock()) ns->attrs.clear();
+  for (auto& f : closures_) {
+    f->vars.clear();
+    f->parent.reset();
+  }
+}
+
 std::string Interp::render() {
   auto top = std::make_shared<Frame>();
   std::string out;
@@ -56,10 +65,12 @@ void Interp::emit(std::string& out, const std::string& s) {
 }
 
 namespace {
-// Approximate memory of a JSON value, giving up once past `cap`.
+// Approximate cost of building a JSON value (bytes plus a per-node charge that
+// reflects allocation and copying), giving up once past `cap`.
+constexpr uint64_t kNodeCost = 32;
 uint64_t json_cost(const Json& j, uint64_t cap, int depth) {
-  if (depth > kMaxValueDepth) fail("value nested too deeply");
-  uint64_t c = 16;
+  if (j.is_structured() && depth > kMaxValueDepth) fail("value nested too deeply");
+  uint64_t c = kNodeCost;
   if (j.is_string()) return c + j.get_ref<const std::string&>().size();
   if (j.is_object()) {
     for (const auto& [k, v] : j.items()) {
@@ -164,6 +175,7 @@ Flow Interp::exec_stmt(const Stmt& s, const FramePtr& f, std::string& out) {
         m->defaults = &s.defaults;
         m->body = &s.bodies[0];
         m->closure = f;
+        if (closures_.empty() || closures_.back() != f) closures_.push_back(f);
         Value v;
         v.kind = Value::Kind::kMacro;
         v.obj = m;
@@ -178,6 +190,7 @@ Flow Interp::exec_stmt(const Stmt& s, const FramePtr& f, std::string& out) {
         caller->defaults = &s.defaults;
         caller->body = &s.bodies[0];
         caller->closure = f;
+        if (closures_.empty() || closures_.back() != f) closures_.push_back(f);
         Value cv;
         cv.kind = Value::Kind::kMacro;
         cv.obj = caller;
@@ -314,6 +327,10 @@ Value Interp::eval(const Expr& e, const FramePtr& f) {
   } catch (JinjaError& err) {
     if (err.pos == kNoPos) err.pos = e.pos;
     throw;
+  } catch (const nlohmann::json::exception& err) {
+    // Not expected: every JSON access is type-checked first. Still report
+    // where it happened rather than losing the position.
+    throw JinjaError{std::string("internal error: ") + err.what(), e.pos};
   }
 }
 
@@ -468,6 +485,7 @@ Value Interp::getattr(const Value& obj, const std::string& name) {
     return v;
   }
   if (obj.is_dict()) {
+    charge(obj.j->size());  // ordered_json finds keys by linear search
     auto it = obj.j->find(name);
     if (it != obj.j->end()) return Value::child(obj.j, *it);
   }
@@ -492,6 +510,7 @@ Value Interp::getitem(const Value& obj, const Value& key) {
     const Json& j = *obj.j;
     bool int_key = key.is_int() || key.is_bool();
     if (j.is_object() && key.is_string()) {
+      charge(j.size());
       auto it = j.find(key.s());
       if (it != j.end()) return Value::child(obj.j, *it);
     } else if (j.is_array() && int_key) {
@@ -501,6 +520,7 @@ Value Interp::getitem(const Value& obj, const Value& key) {
     } else if (j.is_string() && int_key) {
       int64_t i = as_int(key, "index");
       const std::string& s = j.get_ref<const std::string&>();
+      charge(s.size());
       if (all_ascii(s)) {
         if (index_in(i, s.size())) return Value::str(std::string(1, s[static_cast<size_t>(i)]));
       } else {
@@ -541,6 +561,7 @@ Value Interp::slice(const Value& obj, const Expr& s, const FramePtr& f) {
   size_t n;
   const bool ascii = is_str && all_ascii(obj.s());
   if (is_str) {
+    charge(obj.s().size());
     if (!ascii) cps = utf8_decode(obj.s());
     n = ascii ? obj.s().size() : cps.size();
   } else {
@@ -593,6 +614,8 @@ std::vector<Value> Interp::iterate(const Value& v) {
   }
   const Json& j = *v.j;
   if (j.is_structured() && j.size() > limits_.max_list_items) fail("too many items to iterate");
+  if (j.is_structured()) charge(kNodeCost * j.size());
+  if (j.is_string()) charge(kNodeCost * j.get_ref<const std::string&>().size());
   if (j.is_string() && j.get_ref<const std::string&>().size() > limits_.max_list_items &&
       utf8_length(j.get_ref<const std::string&>()) > limits_.max_list_items)
     fail("string too long to iterate");
@@ -619,6 +642,10 @@ bool Interp::contains(const Value& c, const Value& item) {
   if (c.is_undefined()) return false;
   if (!c.is_json()) fail(std::string("argument of type '") + type_name(c) + "' is not iterable");
   const Json& j = *c.j;
+  // Scans are linear; charging them keeps `x in big` inside a loop bounded.
+  if (j.is_string()) charge(j.get_ref<const std::string&>().size());
+  if (j.is_object()) charge(j.size());
+  if (j.is_array()) charge(json_cost(j, UINT64_MAX, 1));
   if (j.is_string()) {
     if (!item.is_string())
       fail(std::string("'in <string>' requires string as left operand, not ") + type_name(item));
@@ -756,9 +783,14 @@ Value Interp::binary(BinOp op, const Value& a, const Value& b) {
       return make_string(a.s() + b.s());
     }
     if (a.is_list() && b.is_list()) {
-      std::vector<Value> items = iterate(a);
-      for (auto& v : iterate(b)) items.push_back(std::move(v));
-      return make_list(std::move(items));
+      if (a.j->size() + b.j->size() > limits_.max_list_items) fail("list too long");
+      uint64_t cap = limits_.max_string_bytes;
+      uint64_t cost = json_cost(*a.j, cap, 1) + json_cost(*b.j, cap, 1);
+      if (cost > cap) fail("list too large");
+      charge(cost);
+      Json out = *a.j;
+      for (const auto& e : *b.j) out.push_back(e);
+      return Value::of(std::move(out));
     }
     if (a.is_string() || a.is_list())
       fail(std::string("can only concatenate ") + type_name(a) + " (not \"" + type_name(b) + "\") to " +
@@ -792,8 +824,13 @@ Value Interp::binary(BinOp op, const Value& a, const Value& b) {
 
 bool Interp::compare(CmpOp op, const Value& a, const Value& b) {
   switch (op) {
-    case CmpOp::kEq: return py_equal(a, b);
-    case CmpOp::kNe: return !py_equal(a, b);
+    case CmpOp::kEq:
+    case CmpOp::kNe: {
+      if (a.is_json() && b.is_json() && a.j->is_structured() && b.j->is_structured())
+        charge(std::min(json_cost(*a.j, UINT64_MAX, 1), json_cost(*b.j, UINT64_MAX, 1)));
+      bool eq = py_equal(a, b);
+      return op == CmpOp::kEq ? eq : !eq;
+    }
     case CmpOp::kLt: return py_compare(a, b) < 0;
     case CmpOp::kLe: return py_compare(a, b) <= 0;
     case CmpOp::kGt: return py_compare(a, b) > 0;

@@ -32,7 +32,10 @@ class Interp {
   // `globals` are the render context; `fallbacks` apply where it lacks a name.
   Interp(const Template& t, std::shared_ptr<const Json> globals, const Json& fallbacks,
          const ChatTemplateLimits& limits);
+  ~Interp();
   std::string render();
+  // Namespaces can end up holding themselves; tracked so ~Interp can break it.
+  void track(const std::shared_ptr<Namespace>& ns) { namespaces_.push_back(ns); }
 
   // Python/jinja2 operations, shared with the builtins.
   Value getattr(const Value& obj, const std::string& name);
@@ -90,6 +93,10 @@ class Interp {
   uint64_t work_ = 0;
   int depth_ = 0;
   int call_depth_ = 0;
+  // A macro lives in a frame and keeps that frame as its closure: a cycle of
+  // shared_ptrs that ~Interp cuts so nothing outlives the render.
+  std::vector<FramePtr> closures_;
+  std::vector<std::weak_ptr<Namespace>> namespaces_;
 };
 
 // Builtins (jinja_builtins.cpp).

@@ -122,6 +122,7 @@ std::string py_strip(std::string_view s, const std::string* chars, bool left, bo
 
 std::string py_replace(Interp& in, const std::string& s, const std::string& old,
                        const std::string& repl, int64_t count) {
+  in.charge(s.size());
   std::string out;
   auto grow = [&](size_t extra) {
     in.check_string(out.size() + extra);
@@ -957,7 +958,10 @@ Value call_method(Interp& in, const Value& self, const std::string& name, Args& 
     }
     fail("loop." + name + "() is not supported");
   }
-  if (self.is_string()) return str_method(in, self.s(), name, args);
+  if (self.is_string()) {
+    in.charge(self.s().size());  // nearly every str method scans the string
+    return str_method(in, self.s(), name, args);
+  }
   if (self.is_dict()) return dict_method(in, self, name, args);
   if (self.is_list()) return list_method(in, self, name, args);
   fail(std::string("'") + type_name(self) + "' object has no method '" + name + "'");

@@ -330,6 +330,9 @@ TEST(JinjaFilters, Sequences) {
               ctx),
             "Al,bo,cy Al,bo,cy");
   EXPECT_EQ(R("{{ ['a', 'A', 'b', 'a'] | unique | list }} {{ [1, 2, 1] | unique | list }}"), "['a', 'b'] [1, 2]");
+  // Set semantics: 1, 1.0 and True are one value; lists are unhashable.
+  EXPECT_EQ(R("{{ [1, 1.0, true, 2, 2.5, 2.5] | unique | list }}"), "[1, 2, 2.5]");
+  EXPECT_NE(R("{{ [[1], [1]] | unique | list }}").find("unhashable type: 'list'"), std::string::npos);
   EXPECT_EQ(R("{{ [1, 2] | reverse | list }} {{ {'a': 1} | list }} {{ [3, 5, 1] | max }} {{ [3, 5, 1] | min }}"),
             "[2, 1] ['a'] 5 1");
   EXPECT_EQ(R("{{ [1, 2, 3] | sum }} {{ users | sum(attribute='age') }} {{ [0.5, 1] | sum }}", ctx), "6 85 1.5");
