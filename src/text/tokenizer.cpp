@@ -294,20 +294,38 @@ Status Tokenizer::Impl::build(TokenizerJson& parsed, const json& cfg) {
   VLM_ASSIGN_OR_RETURN(post, parse_post_processor(stage("post_processor")));
 
   int32_t max_id = model->max_id();
+  auto parse_added = [](const json& a, int32_t id) {
+    AddedToken t;
+    t.id = id;
+    t.content = a.at("content").get<std::string>();
+    t.special = a.value("special", false);
+    t.lstrip = a.value("lstrip", false);
+    t.rstrip = a.value("rstrip", false);
+    t.single_word = a.value("single_word", false);
+    t.normalized = a.value("normalized", !t.special);
+    return t;
+  };
   if (tok.contains("added_tokens") && tok["added_tokens"].is_array()) {
-    for (const json& a : tok["added_tokens"]) {
-      AddedToken t;
-      t.id = a.at("id").get<int32_t>();
-      t.content = a.at("content").get<std::string>();
-      t.special = a.value("special", false);
-      t.lstrip = a.value("lstrip", false);
-      t.rstrip = a.value("rstrip", false);
-      t.single_word = a.value("single_word", false);
-      t.normalized = a.value("normalized", !t.special);
-      if (t.id < 0) return make_error("added token `", t.content, "` has a negative id");
-      max_id = std::max(max_id, t.id);
-      added.push_back(std::move(t));
+    for (const json& a : tok["added_tokens"]) added.push_back(parse_added(a, a.at("id").get<int32_t>()));
+  }
+  // transformers also registers the config's added_tokens_decoder entries; they
+  // normally repeat tokenizer.json's list, so only missing ones are taken.
+  if (cfg.is_object() && cfg.contains("added_tokens_decoder") && cfg["added_tokens_decoder"].is_object()) {
+    for (auto it = cfg["added_tokens_decoder"].begin(); it != cfg["added_tokens_decoder"].end(); ++it) {
+      const std::string& key = it.key();
+      if (key.empty() || key.size() > 9 || key.find_first_not_of("0123456789") != std::string::npos) {
+        return make_error("tokenizer_config.json added_tokens_decoder key `", key, "` is not an id");
+      }
+      AddedToken t = parse_added(it.value(), std::stoi(key));
+      const bool known = std::any_of(added.begin(), added.end(), [&t](const AddedToken& a) {
+        return a.id == t.id || a.content == t.content;
+      });
+      if (!known) added.push_back(std::move(t));
     }
+  }
+  for (const AddedToken& t : added) {
+    if (t.id < 0) return make_error("added token `", t.content, "` has a negative id");
+    max_id = std::max(max_id, t.id);
   }
   vocab_size = max_id + 1;
   added_index.assign(static_cast<size_t>(vocab_size), -1);

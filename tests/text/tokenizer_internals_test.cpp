@@ -240,6 +240,20 @@ TEST(AddedTokens, StripAndSingleWordFlags) {
   EXPECT_EQ(t->vocab_size(), 14);
 }
 
+TEST(AddedTokens, ConfigAddedTokensDecoderFillsGaps) {
+  json j = {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}}}, {"merges", json::array()}}},
+            {"added_tokens", {{{"id", 5}, {"content", "<x>"}, {"special", true}, {"normalized", false}}}}};
+  json cfg = {{"added_tokens_decoder",
+               {{"5", {{"content", "<x>"}, {"special", true}}},
+                {"6", {{"content", "<y>"}, {"special", true}, {"normalized", false}}}}}};
+  auto t = make(j, cfg.dump());
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->encode("a<y>a<x>"), ids({0, 6, 0, 5}));
+  EXPECT_EQ(t->vocab_size(), 7);
+  cfg["added_tokens_decoder"]["x7"] = {{"content", "<z>"}};
+  EXPECT_FALSE(Tokenizer::from_json(j.dump(), cfg.dump()).ok());
+}
+
 TEST(PostProcessor, ConfigFlagsOverrideTemplate) {
   json j = json::parse(read(kTestdata + "/tokenizers/llava/tokenizer.json"));
   json cfg = json::parse(read(kTestdata + "/tokenizers/llava/tokenizer_config.json"));
