@@ -74,6 +74,39 @@ TEST_P(CorpusTest, MatchesHuggingFace) {
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, CorpusTest, ::testing::Values("qwen2_vl", "llava", "clip"));
 
+// The model fixtures hold real chat prompts with the processor's input_ids
+// (image/video pads expanded) and greedy generations with their text.
+TEST(Tokenizer, MatchesModelFixturePrompts) {
+  int checked = 0;
+  for (const char* family : {"qwen2_vl", "qwen2_5_vl", "llava"}) {
+    const std::filesystem::path root = kTestdata + "/fixtures/" + family;
+    if (!std::filesystem::exists(root / "model" / "tokenizer.json") || !std::filesystem::exists(root / "cases")) continue;
+    auto tok = Tokenizer::load((root / "model").string());
+    ASSERT_TRUE(tok.ok()) << tok.error().message;
+    for (const auto& entry : std::filesystem::directory_iterator(root / "cases")) {
+      std::ifstream f(entry.path() / "case.json");
+      std::stringstream ss;
+      ss << f.rdbuf();
+      const auto c = nlohmann::json::parse(ss.str(), nullptr, false);
+      if (c.is_discarded() || !c.contains("prompt")) continue;
+      const std::string where = std::string(family) + "/" + entry.path().filename().string();
+      // Collapse each run of a repeated pad token back to the one in the prompt.
+      std::vector<int32_t> want;
+      for (const int32_t id : c["input_ids"].get<std::vector<int32_t>>()) {
+        const std::string t = (*tok)->id_to_token(id);
+        const bool pad = t == "<|image_pad|>" || t == "<|video_pad|>" || t == "<image>";
+        if (pad && !want.empty() && want.back() == id) continue;
+        want.push_back(id);
+      }
+      EXPECT_EQ(show((*tok)->encode(c["prompt"].get<std::string>(), true)), show(want)) << where;
+      EXPECT_EQ((*tok)->decode(c["generated_ids"].get<std::vector<int32_t>>(), true), c["generated_text"].get<std::string>())
+          << where;
+      ++checked;
+    }
+  }
+  if (checked == 0) GTEST_SKIP() << "no model fixtures with prompts";
+}
+
 TEST(Tokenizer, QwenSpecialTokensAreSingleIds) {
   const Tokenizer& tok = tokenizer("qwen2_vl");
   EXPECT_EQ(tok.token_to_id("<|image_pad|>"), 151655);
