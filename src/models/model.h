@@ -35,6 +35,9 @@ struct PrepareOptions {
   bool pil_resampler = false;                // default: torchvision's, as transformers 5 uses
   RopeResumeRule rope_rule = RopeResumeRule::Original;
   bool add_generation_prompt = true;
+  // Size video frames with qwen-vl-utils' per-frame budget (what Qwen's own pipeline feeds HF),
+  // instead of the image bounds of preprocessor_config.json that a bare HF processor applies.
+  bool video_frame_budget = false;
 };
 
 using Grid = std::array<int64_t, 3>;  // (t, h, w) in patches

@@ -1,5 +1,7 @@
 #include "models/qwen_media.h"
 
+#include <algorithm>
+
 namespace vlm::models {
 namespace {
 
@@ -43,9 +45,24 @@ Expected<PixelBatch> qwen_preprocess_images(const std::vector<const Media*>& ima
   return to_batch(std::move(v));
 }
 
+// qwen-vl-utils fetch_video: a per-frame pixel budget that shrinks as the frame count grows, so a
+// long video stays within the model's context (QWEN_PREPROCESSING §6.1, 0.0.14 constants).
+void video_budget(int64_t frames, int64_t factor, QwenPreprocessOptions* o) {
+  const double f2 = double(factor) * double(factor);
+  const int64_t min_px = int64_t(128 * f2);
+  const double total = 128000.0 * f2 * 0.9;
+  const int64_t max_px = std::max<int64_t>(int64_t(std::min(768.0 * f2, total / double(std::max<int64_t>(frames, 1)) * 2)),
+                                           int64_t(double(min_px) * 1.05));
+  if (!o->min_pixels) o->min_pixels = min_px;
+  o->max_pixels = o->max_pixels ? std::min(*o->max_pixels, max_px) : max_px;  // a request may only lower it
+  o->rule = SmartResizeRule::kQwenVlUtils;
+}
+
 Expected<PixelBatch> qwen_preprocess_video(const Media& video, const QwenMediaConfig& c, const PrepareOptions& opt) {
   if (video.frames.empty()) return make_error("a video needs at least one frame");
-  VLM_ASSIGN_OR_RETURN(VisionBatch v, preprocess_qwen_video(video.frames, c.video, to_options(opt)));
+  QwenPreprocessOptions o = to_options(opt);
+  if (opt.video_frame_budget) video_budget(int64_t(video.frames.size()), c.video.factor(), &o);
+  VLM_ASSIGN_OR_RETURN(VisionBatch v, preprocess_qwen_video(video.frames, c.video, o));
   return to_batch(std::move(v));
 }
 

@@ -1,10 +1,12 @@
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 
 #include "frontends/cli/commands.h"
 #include "runtime/engine.h"
 #include "text/tokenizer.h"
+#include "vision/video.h"
 
 namespace vlm::cli {
 namespace {
@@ -13,7 +15,10 @@ int g_exit = 0;
 
 struct RunArgs {
   std::string model, prompt = "Describe this image.", system;
-  std::vector<std::string> images;
+  std::vector<std::string> images, videos;
+  double fps = 2.0;
+  int max_frames = 768;
+  bool rope_v5 = false;
   int max_tokens = 256;
   double temperature = -1, top_p = -1, repetition_penalty = -1;
   int top_k = -1;
@@ -44,6 +49,28 @@ int do_run(const RunArgs& a) {
     media.push_back(std::move(m));
     content.push_back({{"type", "image"}});
   }
+  for (const auto& path : a.videos) {
+    VideoSampling vs;
+    vs.fps = a.fps;
+    vs.max_frames = a.max_frames;
+    auto progress = [](int64_t done, int64_t total) {
+      std::fprintf(stderr, "\rdecoding video %lld/%lld frames", (long long)done, (long long)total);
+      if (done >= total) std::fprintf(stderr, "\n");
+      std::fflush(stderr);
+    };
+    std::error_code ec;
+    auto clip = std::filesystem::is_directory(path, ec) ? load_frame_folder(path, a.fps, vs) : load_video(path, vs, progress);
+    if (!clip.ok()) {
+      std::fprintf(stderr, "vlm: %s\n", clip.error().message.c_str());
+      return 2;
+    }
+    models::Media m;
+    m.kind = models::Media::Kind::Video;
+    m.frames = std::move(clip->frames);
+    m.fps = clip->sample_fps;
+    media.push_back(std::move(m));
+    content.push_back({{"type", "video"}});
+  }
   content.push_back({{"type", "text"}, {"text", a.prompt}});
   nlohmann::json messages = nlohmann::json::array();
   if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
@@ -52,6 +79,8 @@ int do_run(const RunArgs& a) {
   po.min_pixels = a.min_pixels;
   po.max_pixels = a.max_pixels;
   po.pil_resampler = a.pil;
+  po.video_frame_budget = true;
+  if (a.rope_v5) po.rope_rule = models::RopeResumeRule::Transformers5;
   auto prompt = model->prepare(messages, media, po);
   if (!prompt.ok()) {
     std::fprintf(stderr, "vlm: %s\n", prompt.error().message.c_str());
@@ -113,6 +142,10 @@ void add_run(CLI::App& app) {
   auto* c = app.add_subcommand("run", "Answer a prompt about images with a vision-language model");
   c->add_option("--model,-m", a->model, "Checkpoint folder (config.json, *.safetensors, tokenizer.json, ...)")->required();
   c->add_option("--image,-i", a->images, "Image file (PNG, JPEG, WebP); repeat for several images");
+  c->add_option("--video", a->videos, "Video file (mp4, webm, mkv, mov, avi) or a folder of frames; repeatable");
+  c->add_option("--fps", a->fps, "Frames sampled per second of video (a frame folder is taken to be at this rate)")->capture_default_str()->check(CLI::Range(0.01, 120.0));
+  c->add_option("--max-frames", a->max_frames, "Most frames sampled from one video")->capture_default_str()->check(CLI::Range(2, 100000));
+  c->add_flag("--rope-v5", a->rope_v5, "After a video, resume text positions as transformers 5.17 does (block start + max(h, w)) instead of Qwen's max + 1");
   c->add_option("--prompt,-p", a->prompt, "The question or instruction")->capture_default_str();
   c->add_option("--system", a->system, "System message (default: the chat template's own)");
   c->add_option("--max-tokens", a->max_tokens, "Most tokens to generate")->capture_default_str()->check(CLI::Range(1, 1 << 20));
