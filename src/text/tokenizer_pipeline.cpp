@@ -235,9 +235,7 @@ class ByteLevelNormalizer final : public Normalizer {
  public:
   void normalize(std::string& s) const override {
     std::string out;
-    out.reserve(s.size() * 2);
-    const auto& table = u::byte_to_unicode();
-    for (const char ch : s) out += table[static_cast<unsigned char>(ch)];
+    u::append_byte_level(out, s);
     s = std::move(out);
   }
 };
@@ -322,11 +320,9 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
     } else {
       split = std::move(pieces);
     }
-    const auto& table = u::byte_to_unicode();
     for (Piece& p : split) {
       std::string mapped;
-      mapped.reserve(p.text.size() * 2);
-      for (const char ch : p.text) mapped += table[static_cast<unsigned char>(ch)];
+      u::append_byte_level(mapped, p.text);
       p.text = std::move(mapped);
     }
     pieces = std::move(split);

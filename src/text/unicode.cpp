@@ -271,7 +271,9 @@ namespace {
 
 struct ByteTables {
   std::array<std::string, 256> to_uni;
-  std::array<int16_t, 512> from_uni;  // byte chars all lie below U+0200
+  std::array<std::array<char, 2>, 256> packed;  // to_uni without std::string, for the hot loop
+  std::array<uint8_t, 256> packed_len;          // 1 or 2: all byte chars lie below U+0800
+  std::array<int16_t, 512> from_uni;            // byte chars all lie below U+0200
   ByteTables() {
     from_uni.fill(-1);
     int n = 0;
@@ -279,6 +281,8 @@ struct ByteTables {
       const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
       const char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
       append_utf8(to_uni[b], cp);
+      packed_len[b] = static_cast<uint8_t>(to_uni[b].size());
+      packed[b] = {to_uni[b][0], to_uni[b].size() > 1 ? to_uni[b][1] : '\0'};
       from_uni[cp] = static_cast<int16_t>(b);
     }
   }
@@ -292,6 +296,20 @@ const ByteTables& tables() {
 }  // namespace
 
 const std::array<std::string, 256>& byte_to_unicode() { return tables().to_uni; }
+
+void append_byte_level(std::string& out, std::string_view bytes) {
+  const ByteTables& t = tables();
+  size_t n = out.size();
+  out.resize(n + bytes.size() * 2);
+  char* dst = out.data();
+  for (const char ch : bytes) {
+    const auto b = static_cast<unsigned char>(ch);
+    dst[n] = t.packed[b][0];
+    dst[n + 1] = t.packed[b][1];
+    n += t.packed_len[b];
+  }
+  out.resize(n);
+}
 
 int unicode_to_byte(char32_t c) { return c < 512 ? tables().from_uni[c] : -1; }
 

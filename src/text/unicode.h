@@ -43,6 +43,8 @@ std::string to_lower(std::string_view s);
 // GPT-2 byte <-> printable-unicode table used by the ByteLevel stages.
 // byte_to_unicode()[b] is the UTF-8 encoding of the char standing for byte b.
 const std::array<std::string, 256>& byte_to_unicode();
+// Appends the byte-level form of `bytes` (each byte as its char) to `out`.
+void append_byte_level(std::string& out, std::string_view bytes);
 // -1 when c is not one of the 256 byte chars.
 int unicode_to_byte(char32_t c);
 
