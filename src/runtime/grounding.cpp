@@ -155,17 +155,37 @@ constexpr TagSet kQwen2Tags = {"<|object_ref_start|>", "<|object_ref_end|>", "<|
                                RawBox::Source::Qwen2Tags};
 constexpr TagSet kV1Tags = {"<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", RawBox::Source::V1Tags};
 
-size_t find_from(std::string_view s, const char* what, size_t from) {
-  return from >= s.size() ? std::string_view::npos : s.find(what, from);
-}
+// Next occurrence of one tag at or after a position. Queries only move
+// forward, so a found position (or "none left") is reused until passed: an
+// answer of thousands of unclosed tags stays linear instead of rescanning
+// the rest of the text for every tag.
+class TagFinder {
+ public:
+  TagFinder(std::string_view s, const char* tag) : s_(s), tag_(tag) {}
+  size_t operator()(size_t from) {
+    if (from >= s_.size()) return std::string_view::npos;
+    if (!valid_ || (cached_ != std::string_view::npos && cached_ < from)) {
+      cached_ = s_.find(tag_, from);
+      valid_ = true;
+    }
+    return cached_;
+  }
+
+ private:
+  std::string_view s_;
+  const char* tag_;
+  size_t cached_ = 0;
+  bool valid_ = false;
+};
 
 void parse_tagged(const TagSet& t, Collector* c) {
   const std::string_view s = c->text;
+  TagFinder ref_open(s, t.ref_open), box_open(s, t.box_open), quad_open(s, t.quad_open);
+  TagFinder ref_close(s, t.ref_close), box_close(s, t.box_close), quad_close(s, t.quad_close);
   std::string label;
   size_t pos = 0;
   while (pos < s.size()) {
-    const size_t r = find_from(s, t.ref_open, pos), b = find_from(s, t.box_open, pos),
-                 q = find_from(s, t.quad_open, pos);
+    const size_t r = ref_open(pos), b = box_open(pos), q = quad_open(pos);
     const size_t at = std::min({r, b, q});
     if (at == std::string_view::npos) break;
     const bool is_ref = at == r, is_quad = at == q && !is_ref;
@@ -173,9 +193,8 @@ void parse_tagged(const TagSet& t, Collector* c) {
     const char* close_tag = is_ref ? t.ref_close : is_quad ? t.quad_close : t.box_close;
     const size_t body = at + open_len;
     // Any opening tag before the close means this element was never closed.
-    const size_t next_open = std::min({find_from(s, t.ref_open, body), find_from(s, t.box_open, body),
-                                       find_from(s, t.quad_open, body)});
-    size_t close = find_from(s, close_tag, body);
+    const size_t next_open = std::min({ref_open(body), box_open(body), quad_open(body)});
+    const size_t close = is_ref ? ref_close(body) : is_quad ? quad_close(body) : box_close(body);
     const bool closed = close != std::string_view::npos && close < next_open;
     const size_t body_end = closed ? close : std::min(next_open, s.size());
     const std::string_view content = s.substr(std::min(body, s.size()), body_end - std::min(body, s.size()));
@@ -275,6 +294,8 @@ void parse_bare_pairs(Collector* c) {
 // it was complete so the walker can keep the complete objects of a truncated
 // list and report the broken one.
 
+struct JMember;  // a std::pair here would need JValue complete (clang + libstdc++)
+
 struct JValue {
   enum class Kind : uint8_t { Null, Bool, Number, String, Array, Object };
   Kind kind = Kind::Null;
@@ -282,8 +303,13 @@ struct JValue {
   double number = 0;
   std::string str;
   std::vector<JValue> items;
-  std::vector<std::pair<std::string, JValue>> members;
+  std::vector<JMember> members;
   size_t begin = 0, end = 0;  // span in the answer; end is where parsing stopped if incomplete
+};
+
+struct JMember {
+  std::string key;
+  JValue value;
 };
 
 enum class Outcome { Ok, Truncated, Error };
@@ -368,7 +394,7 @@ class LenientJson {
       ++p_;
       JValue child;
       const Outcome r = value(&child, depth + 1);
-      v->members.emplace_back(std::move(key), std::move(child));
+      v->members.push_back({std::move(key), std::move(child)});
       if (r != Outcome::Ok) return r;
       skip_ws();
       if (eof()) return Outcome::Truncated;
@@ -607,14 +633,14 @@ struct JsonWalk {
     if (!v.complete) {
       bool nested = false;
       for (const auto& m : v.members)
-        nested |= m.second.kind == JValue::Kind::Array || m.second.kind == JValue::Kind::Object;
+        nested |= m.value.kind == JValue::Kind::Array || m.value.kind == JValue::Kind::Object;
       if (coords || (!nested && (sibling_of_boxes || looks_like_box(excerpt(c->text, v.begin, v.end, 400))))) {
         report_incomplete(v);
         return;
       }
     }
     if (!coords) {
-      for (const auto& m : v.members) walk(m.second);
+      for (const auto& m : v.members) walk(m.value);
       return;
     }
     RawBox b{RawBox::Source::Json, v.begin, "", {}, point, {}, {}};
