@@ -105,19 +105,31 @@ std::string py_strip(std::string_view s, const std::string* chars, bool left, bo
   auto strip_me = [&](uint32_t c) {
     return chars ? std::find(set.begin(), set.end(), c) != set.end() : py_isspace(c);
   };
-  std::vector<std::pair<uint32_t, size_t>> cps;  // code point, byte offset
-  for (size_t i = 0; i < s.size();) {
-    size_t b = i;
-    cps.emplace_back(utf8_next(s, i), b);
+  // Only the ends are decoded: stripping a long message stays cheap.
+  size_t a = 0, b = s.size();
+  if (left) {
+    while (a < b) {
+      size_t j = a;
+      if (!strip_me(utf8_next(s, j))) break;
+      a = j;
+    }
   }
-  size_t a = 0, b = cps.size();
-  if (left)
-    while (a < b && strip_me(cps[a].first)) ++a;
-  if (right)
-    while (b > a && strip_me(cps[b - 1].first)) --b;
-  size_t lo = a < cps.size() ? cps[a].second : s.size();
-  size_t hi = b < cps.size() ? cps[b].second : s.size();
-  return std::string(s.substr(lo, hi - lo));
+  if (right) {
+    while (b > a) {
+      size_t k = b - 1;
+      for (int n = 0; n < 3 && k > a && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80; ++n) --k;
+      size_t j = k;
+      uint32_t c = utf8_next(s, j);
+      if (j != b) {  // not one well-formed character: the last byte stands alone
+        k = b - 1;
+        j = k;
+        c = utf8_next(s, j);
+      }
+      if (!strip_me(c)) break;
+      b = k;
+    }
+  }
+  return std::string(s.substr(a, b - a));
 }
 
 std::string py_replace(Interp& in, const std::string& s, const std::string& old,
