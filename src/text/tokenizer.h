@@ -34,11 +34,14 @@ class Tokenizer {
   int32_t token_to_id(std::string_view token) const;  // -1 if unknown
   std::string id_to_token(int32_t id) const;          // "" if out of range
   bool is_special(int32_t id) const;
-  int32_t vocab_size() const;  // max id + 1
-  int32_t bos_id() const;      // -1 if none
-  int32_t eos_id() const;      // -1 if none
-  int32_t pad_id() const;      // -1 if none
-  int32_t unk_id() const;      // -1 if none
+  int32_t vocab_size() const;  // max id + 1 (the model config's embedding rows may be more)
+  // From tokenizer_config.json (bos_token, ...); without it, bos/eos are what the
+  // post-processor puts before/after the text. -1 if none. Generation usually
+  // stops on more ids than eos_id() (generation_config.json's eos_token_id list).
+  int32_t bos_id() const;
+  int32_t eos_id() const;
+  int32_t pad_id() const;
+  int32_t unk_id() const;
   // Ids of the added tokens flagged special (what skip_special drops).
   std::vector<int32_t> special_ids() const;
 
