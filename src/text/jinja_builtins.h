@@ -1,5 +1,6 @@
-// Internal to the chat-template interpreter: Python string operations shared
-// by filters (jinja_builtins.cpp) and str methods (jinja_strings.cpp).
+// Internal to the chat-template interpreter: helpers shared by filters
+// (jinja_builtins.cpp), tests and globals (jinja_globals.cpp) and str methods
+// (jinja_strings.cpp).
 #pragma once
 #include "text/jinja_eval.h"
 
@@ -23,5 +24,20 @@ std::string py_pad(Interp& in, const std::string& s, int64_t width, char align, 
 
 // String argument or a TypeError naming `fn`.
 const std::string& str_arg(const Value& v, const char* fn);
+
+// str(v) without copying when v already is a string's text.
+inline std::string text_of(const Value& v) { return v.is_string() ? v.s() : to_str(v); }
+
+// Name lookup in a builtin table; *known reports whether the name is there.
+template <class Entry, size_t N>
+auto find_in(const Entry (&table)[N], const std::string& name, bool* known) -> decltype(table[0].fn) {
+  for (const auto& e : table)
+    if (name == e.name) {
+      if (known) *known = true;
+      return e.fn;
+    }
+  if (known) *known = false;
+  return nullptr;
+}
 
 }  // namespace vlm::text::jinja
