@@ -84,6 +84,24 @@ TEST(JinjaWhitespace, LstripAppliesAfterATrimmedNewlineAndAtTheStart) {
   EXPECT_EQ(R("line1\n    {% set x = 1 %}\nline2"), "line1\nline2");
 }
 
+// The shape Qwen3-VL's instruct template uses: literal data between tags,
+// kept or dropped by `-%}` / `{%-` on either side.
+TEST(JinjaWhitespace, InlineDataBetweenStrippedTags) {
+  std::string tmpl =
+      "{%- for content in contents %}\n"
+      "    {%- if content.type == 'image' %}\n"
+      "        {%- if add_vision_id %}Picture {{ loop.index }}: {% endif -%}\n"
+      "        <|vision_start|><|image_pad|><|vision_end|>\n"
+      "    {%- elif 'text' in content %}\n"
+      "        {{- content.text }}\n"
+      "    {%- endif %}\n"
+      "{%- endfor %}\n";
+  ojson ctx = {{"contents", {{{"type", "image"}}, {{"type", "text"}, {"text", "Hi"}}}}};
+  EXPECT_EQ(R(tmpl, ctx), "<|vision_start|><|image_pad|><|vision_end|>Hi");
+  ctx["add_vision_id"] = true;
+  EXPECT_EQ(R(tmpl, ctx), "Picture 1: <|vision_start|><|image_pad|><|vision_end|>Hi");
+}
+
 TEST(JinjaWhitespace, TrailingNewlineAndLineEndings) {
   EXPECT_EQ(R("x\n"), "x");
   EXPECT_EQ(R("x\n\n"), "x\n");
@@ -354,8 +372,8 @@ TEST(JinjaFilters, ToJsonMatchesTransformers) {
             "\"\\u00e9\" \"\\ud83d\\ude00\"");
   EXPECT_EQ(R("{{ {'b': 1, 'a': 2} | tojson(sort_keys=true) }} {{ [1, 2] | tojson(separators=(',', ':')) }}"),
             "{\"a\": 2, \"b\": 1} [1,2]");
-  EXPECT_EQ(R("{{ '<b>' | tojson }} {{ 'x' | tojson }} {{ 3 | tojson }} {{ none | tojson }}"),
-            "\"<b>\" \"x\" 3 null");
+  EXPECT_EQ(R("{{ '<b>' | tojson }} {{ 'x' | tojson }} {{ 3 | tojson }} {{ none | tojson }} {{ 1.0 | tojson }}"),
+            "\"<b>\" \"x\" 3 null 1.0");
   EXPECT_NE(R("{{ missing | tojson }}").find("not JSON serializable"), std::string::npos);
 }
 
@@ -402,7 +420,10 @@ TEST(JinjaGlobals, RangeNamespaceDictRaiseStrftime) {
   std::string year = R("{{ strftime_now('%Y') }}");
   ASSERT_EQ(year.size(), 4u) << year;
   EXPECT_GE(std::stoi(year), 2024);
-  EXPECT_EQ(R("{{ range is defined }} {{ foo is defined }}"), "True False");
+  EXPECT_EQ(R("{{ range is defined }} {{ foo is defined }} {{ strftime_now is defined }}"), "True False True");
+  // Llama 3.2's date line: `strftime_now("%d %b %Y")`.
+  std::string date = R("{{ strftime_now('%d %b %Y') }}");
+  EXPECT_EQ(date.size(), 11u) << date;
 }
 
 TEST(JinjaContext, TransformersDefaults) {
