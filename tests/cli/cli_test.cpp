@@ -101,11 +101,23 @@ TEST(Cli, BadInputGivesAClearErrorAndExitStatus) {
   EXPECT_NE(r.out.find("vlm: "), std::string::npos) << r.out;
 }
 
+TEST(Cli, RunGroundPrintsBoxesJsonAndDraws) {
+  const std::string png = testing::TempDir() + "/ground.png";
+  std::remove(png.c_str());
+  Result r = run("run --model " + kQwen + " --image " + kData +
+                 "/fixtures/qwen2_vl/cases/large_image/c_320x240.png --max-tokens 4 --temperature 0 --draw " + png);
+  EXPECT_EQ(r.code, 0) << r.out;
+  // The random-weight model answers noise: no boxes, but a well-formed (empty) list and an image.
+  EXPECT_NE(r.out.find("\n[]\n"), std::string::npos) << r.out;
+  std::ifstream f(png, std::ios::binary);
+  EXPECT_TRUE(f.good());
+}
+
 TEST(Cli, HelpExplainsEveryRunFlag) {
   Result r = run("run --help");
   EXPECT_EQ(r.code, 0);
   for (const char* flag : {"--model", "--image", "--video", "--prompt", "--system", "--max-tokens", "--temperature",
-                           "--top-p", "--seed", "--min-pixels", "--max-pixels", "--fps", "--max-frames"})
+                           "--top-p", "--seed", "--min-pixels", "--max-pixels", "--fps", "--max-frames", "--ground", "--draw"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
 }
 

@@ -5,6 +5,8 @@
 
 #include "frontends/cli/commands.h"
 #include "runtime/engine.h"
+#include "runtime/grounding.h"
+#include "vision/draw.h"
 #include "text/tokenizer.h"
 #include "vision/video.h"
 
@@ -24,7 +26,8 @@ struct RunArgs {
   int top_k = -1;
   uint64_t seed = 0;
   int64_t min_pixels = -1, max_pixels = -1;
-  bool pil = false, stats = false;
+  bool pil = false, stats = false, ground = false;
+  std::string draw;
 };
 
 void load_progress(double f, const char* what) {
@@ -107,6 +110,41 @@ int do_run(const RunArgs& a) {
     std::fprintf(stderr, "vlm: %s\n", res.error().message.c_str());
     return 1;
   }
+  if (a.ground || !a.draw.empty()) {
+    if (media.empty() || media[0].kind != models::Media::Kind::Image) {
+      std::fprintf(stderr, "vlm: --ground/--draw need an image\n");
+      return 2;
+    }
+    // Boxes are relative to the first image. Qwen2-VL wraps them in special tokens, so parse
+    // a decode that keeps them; the stop token is not part of the answer.
+    std::vector<int32_t> toks = res->tokens;
+    if (res->stopped_by_eos && !toks.empty()) toks.pop_back();
+    const std::string answer = model->tokenizer().decode(toks, /*skip_special=*/false);
+    const Image& img = media[0].frames[0];
+    // Only Qwen2.5-VL answers in resized-input pixels; the frame is computed exactly as the
+    // engine resized (same smart_resize and bounds).
+    const bool qwen = model->family().rfind("qwen", 0) == 0;
+    auto frame = qwen ? runtime::load_grounding_frame(a.model, img.width, img.height, a.min_pixels, a.max_pixels)
+                      : Expected<runtime::GroundingFrame>(runtime::GroundingFrame{img.width, img.height, img.width, img.height});
+    if (!frame.ok()) {
+      std::fprintf(stderr, "vlm: %s\n", frame.error().message.c_str());
+      return 1;
+    }
+    runtime::GroundingResult g =
+        runtime::parse_grounding(answer, runtime::format_for_model_type(model->family()), *frame);
+    std::printf("%s\n", runtime::boxes_to_json(g).c_str());
+    for (const auto& u : g.unparsed) std::fprintf(stderr, "unparsed: %s\n", u.c_str());
+    if (!a.draw.empty()) {
+      Image out = img;
+      std::vector<DrawBox> boxes;
+      for (const auto& b : g.boxes) boxes.push_back({b.x1, b.y1, b.x2, b.y2, b.label, b.is_point});
+      draw_boxes(out, boxes);
+      if (Status st = save_png(a.draw, out); !st.ok()) {
+        std::fprintf(stderr, "vlm: %s\n", st.error().message.c_str());
+        return 1;
+      }
+    }
+  }
   if (a.stats) {
     const auto& r = *res;
     const size_t n = r.tokens.size();
@@ -158,6 +196,8 @@ void add_run(CLI::App& app) {
   c->add_option("--max-pixels", a->max_pixels, "Largest image area after resizing (default: preprocessor_config.json)")->check(CLI::Range(int64_t(1), int64_t(1) << 28));
   c->add_flag("--pil-resize", a->pil, "Resize like PIL (HF slow processor) instead of torchvision (transformers 5 default)");
   c->add_flag("--stats", a->stats, "Print prefill/decode speed to stderr");
+  c->add_flag("--ground", a->ground, "Parse boxes/points in the answer and print them as JSON in the first image's own pixels");
+  c->add_option("--draw", a->draw, "Write the first image with the answer's boxes drawn to this PNG (implies --ground)");
   c->callback([a] { set_exit_code(do_run(*a)); });
 }
 
