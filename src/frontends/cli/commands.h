@@ -9,6 +9,7 @@ namespace vlm::cli {
 
 void add_run(CLI::App& app);
 void add_check(CLI::App& app);
+void add_clip_commands(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_make_random(CLI::App& app);
 void add_bench(CLI::App& app);

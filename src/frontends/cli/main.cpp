@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Worker threads (default: all cores)")->check(CLI::Range(0, 1024));
   vlm::cli::add_run(app);
   vlm::cli::add_check(app);
+  vlm::cli::add_clip_commands(app);
   vlm::cli::add_tokenize(app);
   vlm::cli::add_make_random(app);
   vlm::cli::add_bench(app);
