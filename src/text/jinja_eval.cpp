@@ -162,7 +162,9 @@ Flow Interp::exec_stmt(const Stmt& s, const FramePtr& f, std::string& out) {
         auto inner = std::make_shared<Frame>();
         inner->parent = f;
         std::string buf;
-        exec(s.bodies[0], inner, buf);
+        // A break/continue inside leaves the enclosing loop before the
+        // assignment happens, as in jinja2's generated code.
+        if (Flow fl = exec(s.bodies[0], inner, buf); fl != Flow::kNormal) return fl;
         Value v = Value::str(std::move(buf));
         if (s.filter) v = eval_filter_chain(*s.filter, f, &v);
         bind(s.target, v, f);
@@ -206,7 +208,7 @@ Flow Interp::exec_stmt(const Stmt& s, const FramePtr& f, std::string& out) {
         auto inner = std::make_shared<Frame>();
         inner->parent = f;
         std::string buf;
-        exec(s.bodies[0], inner, buf);
+        if (Flow fl = exec(s.bodies[0], inner, buf); fl != Flow::kNormal) return fl;
         Value v = Value::str(std::move(buf));
         emit(out, to_str(eval_filter_chain(*s.filter, f, &v)));
         break;

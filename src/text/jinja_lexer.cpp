@@ -32,9 +32,8 @@ std::string describe_pos(const std::string& src, uint32_t pos) {
   if (pos == kNoPos) return "unknown position";
   size_t p = std::min<size_t>(pos, src.size());
   size_t line = 1 + std::count(src.begin(), src.begin() + p, '\n');
-  size_t bol = src.rfind('\n', p == 0 ? std::string::npos : p - 1);
+  size_t bol = p == 0 ? std::string::npos : src.rfind('\n', p - 1);
   size_t col = bol == std::string::npos ? p + 1 : p - bol;
-  if (p > 0 && src[p - 1] == '\n') col = 1;
   return "line " + std::to_string(line) + ", column " + std::to_string(col);
 }
 

@@ -789,7 +789,6 @@ class Parser {
 
   // Appends positional then keyword arguments to e->kids.
   void parse_call_args(Expr& e) {
-    uint32_t pos = cur_.pos;
     expect_op("(");
     std::vector<ExprPtr> kwvalues;
     bool need_comma = false;
@@ -812,7 +811,6 @@ class Parser {
       need_comma = true;
     }
     expect_op(")");
-    (void)pos;
     for (auto& v : kwvalues) e.kids.push_back(std::move(v));
   }
 

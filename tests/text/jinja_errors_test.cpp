@@ -58,6 +58,7 @@ TEST(JinjaSyntaxErrors, UnclosedBlocksNameTheBlockAndPosition) {
   EXPECT_HAS(parse_error("{# never closed"), "missing end of comment");
   EXPECT_HAS(parse_error("{% raw %}x"), "missing end of raw");
   EXPECT_HAS(parse_error("{% endfor %}"), "unknown tag 'endfor'");
+  EXPECT_HAS(parse_error("{% foo %}\nmore text\n"), "line 1, column 1:");
 }
 
 TEST(JinjaSyntaxErrors, UnknownTagsFiltersAndTests) {

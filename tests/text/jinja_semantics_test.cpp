@@ -191,6 +191,9 @@ TEST(JinjaStatements, BreakAndContinue) {
               "{% if i == 5 %}{% break %}{% endif %}{{ i }}{% endfor %}"),
             "0134");
   EXPECT_EQ(R("{% for a in [1, 2] %}{% for b in [1, 2] %}{% break %}{% endfor %}{{ a }}{% endfor %}"), "12");
+  EXPECT_EQ(R("{% for a in [1, 2, 3] %}{% set x %}{{ a }}{% if a == 2 %}{% continue %}{% endif %}{% endset %}"
+              "{{ x }}{% endfor %}"),
+            "13");
 }
 
 // ----------------------------------------------------------- expressions ----
