@@ -462,7 +462,7 @@ double py_round(double x, int64_t n) {
   if (!std::isfinite(x)) return x;
   if (n > 300) return x;
   if (n >= 0) {
-    char buf[512];
+    char buf[704];  // 309 integer digits + '.' + 300 decimals + sign fit
     std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(n), x);
     return std::strtod(buf, nullptr);
   }
