@@ -54,7 +54,8 @@ std::vector<const Kernels*> available_kernels();  // every set this CPU can run 
 void use_kernels(const Kernels* k);              // tests: force one set (null: back to the best)
 
 const Kernels* portable_kernels();
-const Kernels* avx512_kernels();  // null when not compiled in
+const Kernels* avx512_kernels();      // null when not compiled in
+const Kernels* avx512_amx_kernels();  // avx512 with bf16 matrix products on AMX tiles
 
 // Portable kernels, also used by the SIMD sets for what they do not specialise.
 void gemm_f32_portable(const float* x, int64_t M, int64_t K, const TensorView& W, int64_t n0, int64_t n1,

@@ -1,4 +1,8 @@
-// Run-time choice of the kernel set.
+// Run-time choice of the kernel set: avx512-amx > avx512 > portable (VLM_ISA=portable|avx512 caps it).
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -20,11 +24,26 @@ bool cpu_has_avx512() {
 #endif
 }
 
+// AMX: CPUID.(7,0).EDX bits 22 (bf16) and 24 (tile), and the kernel's permission to use the tile
+// state (Linux asks each process to request it).
+bool cpu_has_amx() {
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  if (!((d >> 22) & 1) || !((d >> 24) & 1)) return false;
+  static const bool granted = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+  return granted;
+#else
+  return false;
+#endif
+}
+
 const Kernels* best() {
   const char* want = std::getenv("VLM_ISA");
-  const Kernels* a = cpu_has_avx512() ? avx512_kernels() : nullptr;
   if (want && std::strcmp(want, "portable") == 0) return portable_kernels();
-  return a ? a : portable_kernels();
+  if (!cpu_has_avx512()) return portable_kernels();
+  if (want && std::strcmp(want, "avx512") == 0) return avx512_kernels();
+  return cpu_has_amx() ? avx512_amx_kernels() : avx512_kernels();
 }
 
 std::atomic<const Kernels*> g_forced{nullptr};
@@ -39,7 +58,8 @@ const Kernels& kernels() {
 
 std::vector<const Kernels*> available_kernels() {
   std::vector<const Kernels*> v{portable_kernels()};
-  if (cpu_has_avx512() && avx512_kernels()) v.push_back(avx512_kernels());
+  if (cpu_has_avx512()) v.push_back(avx512_kernels());
+  if (cpu_has_avx512() && cpu_has_amx()) v.push_back(avx512_amx_kernels());
   return v;
 }
 

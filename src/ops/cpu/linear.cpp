@@ -139,9 +139,11 @@ void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const T
   const float* bp = b ? bias.data() : nullptr;
   const Kernels& kk = kernels();
   if (W.format == LinearFormat::BF16) {
-    const int64_t ldx = (K + 31) / 32 * 32;
-    Buffer xb(size_t(M * ldx * 2));
+    // Rows padded to a multiple of 16 and columns to a multiple of 32, zero filled: whole tiles.
+    const int64_t ldx = (K + 31) / 32 * 32, Mp = (M + 15) / 16 * 16;
+    Buffer xb(size_t(Mp * ldx * 2));
     uint16_t* xp = xb.as<uint16_t>();
+    std::fill(xp + M * ldx, xp + Mp * ldx, uint16_t(0));
     parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; ++m) {
         for (int64_t k = 0; k < K; ++k) xp[m * ldx + k] = f32_to_bf16(x[m * K + k]);

@@ -260,9 +260,10 @@ void gemv_bf16(const uint16_t* xb, int64_t ldx, int64_t K, const uint16_t* W, in
 
 constexpr int64_t kKC2 = 512;  // k values per bf16 block (256 pairs)
 
-// dst[p][kk/2][j][kk%2] = W[n0 + 64p + j][k0 + kk] (zero past nn rows and past K).
+// dst[p][kk/2][j][kk%2] = W[n0 + 64p + j][k0 + kk] (zero past nn rows and past kc, up to kc rounded
+// up to 32).
 void pack_b_bf16(const uint16_t* W, int64_t K, int64_t n0, int64_t nn, int64_t k0, int64_t kc, uint16_t* dst) {
-  const int64_t np = (nn + kNR - 1) / kNR, kce = (kc + 1) / 2 * 2;
+  const int64_t np = (nn + kNR - 1) / kNR, kce = (kc + 31) / 32 * 32;
   alignas(64) uint32_t tmp[16 * 16];
   for (int64_t p = 0; p < np; ++p) {
     uint32_t* d = reinterpret_cast<uint32_t*>(dst + p * kce * kNR);
@@ -340,7 +341,7 @@ void gemm_bf16_avx512(const uint16_t* xb, int64_t ldx, int64_t M, int64_t K, con
   for (int64_t nb0 = n0; nb0 < n1; nb0 += kNC) {
     const int64_t nn = imin(kNC, n1 - nb0), np = (nn + kNR - 1) / kNR;
     for (int64_t k0 = 0; k0 < K; k0 += kKC2) {
-      const int64_t kc = imin(kKC2, K - k0), kce = (kc + 1) / 2 * 2;
+      const int64_t kc = imin(kKC2, K - k0), kce = (kc + 31) / 32 * 32;
       const bool last = k0 + kc == K;
       pack_b_bf16(W, K, nb0, nn, k0, kc, pb);
       for (int64_t m0 = 0; m0 < M; m0 += kMR) {
@@ -351,6 +352,69 @@ void gemm_bf16_avx512(const uint16_t* xb, int64_t ldx, int64_t M, int64_t K, con
       }
     }
   }
+}
+
+
+// ---- bf16 on AMX tiles (Sapphire Rapids and later) -------------------------------------------
+// Per 64-column panel: B packed for the whole K in the pair layout above (it is the AMX B-tile
+// layout: 16 pair-rows x 16 columns x 2), then for each 16-row block of x one A tile per 32 k and
+// four 16x16 f32 accumulator tiles (the panel's four 16-column slices).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+__attribute__((target("amx-tile,amx-bf16"))) void gemm_bf16_amx(const uint16_t* xb, int64_t ldx, int64_t M,
+                                                                 int64_t K, const uint16_t* W, int64_t n0,
+                                                                 int64_t n1, const float* bias, float* y,
+                                                                 int64_t ldy) {
+  if (M <= 4) return gemm_bf16_avx512(xb, ldx, M, K, W, n0, n1, bias, y, ldy);
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  const int64_t kcp = (K + 31) / 32 * 32;
+  uint16_t* pb = reinterpret_cast<uint16_t*>(scratch_f32(size_t(kcp * kNR / 2)));
+  alignas(64) float tmp[16 * kNR];
+  for (int64_t nb0 = n0; nb0 < n1; nb0 += kNR) {
+    const int64_t nn = imin(kNR, n1 - nb0);
+    pack_b_bf16(W, K, nb0, nn, 0, K, pb);
+    for (int64_t m0 = 0; m0 < M; m0 += 16) {  // x rows are zero padded to a multiple of 16
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t k = 0; k < kcp; k += 32) {
+        const uint16_t* bk = pb + (k / 2) * 2 * kNR;
+        _tile_loadd(4, xb + m0 * ldx + k, ldx * 2);
+        _tile_loadd(5, bk, kNR * 4);
+        _tile_loadd(6, bk + 32, kNR * 4);
+        _tile_dpbf16ps(0, 4, 5);
+        _tile_dpbf16ps(1, 4, 6);
+        _tile_loadd(5, bk + 64, kNR * 4);
+        _tile_loadd(6, bk + 96, kNR * 4);
+        _tile_dpbf16ps(2, 4, 5);
+        _tile_dpbf16ps(3, 4, 6);
+      }
+      _tile_stored(0, tmp, kNR * 4);
+      _tile_stored(1, tmp + 16, kNR * 4);
+      _tile_stored(2, tmp + 32, kNR * 4);
+      _tile_stored(3, tmp + 48, kNR * 4);
+      const int64_t rows = imin(16, M - m0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < nn; c += 16) {
+          const __mmask16 mk = mask16(nn - c);
+          __m512 v = _mm512_load_ps(tmp + r * kNR + c);
+          if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + nb0 + c));
+          _mm512_mask_storeu_ps(y + (m0 + r) * ldy + nb0 + c, mk, v);
+        }
+    }
+  }
+  _tile_release();
 }
 
 // ---- Q8 / Q4 with int8 dot products ---------------------------------------------------------
@@ -490,11 +554,16 @@ void quantize_rows_avx512(const float* x, int64_t M, int64_t K, int64_t kp, int 
   }
 }
 
+const Kernels kAvx512Amx = {"avx512_amx", gemm_f32_avx512, gemm_bf16_amx, gemm_quant_avx512, quantize_rows_avx512,
+                            attention_avx512_entry, activate_avx512, silu_mul_avx512, rmsnorm_avx512,
+                            layernorm_avx512};
+
 const Kernels kAvx512 = {"avx512", gemm_f32_avx512, gemm_bf16_avx512, gemm_quant_avx512, quantize_rows_avx512,
                          attention_avx512_entry, activate_avx512, silu_mul_avx512, rmsnorm_avx512, layernorm_avx512};
 
 }  // namespace
 
 const Kernels* avx512_kernels() { return &kAvx512; }
+const Kernels* avx512_amx_kernels() { return &kAvx512Amx; }
 
 }  // namespace vlm::ops::cpu
