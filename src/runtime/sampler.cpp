@@ -48,13 +48,13 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   for (double& p : prob) p /= sum;
   size_t keep = idx_.size();
   if (p_.top_p < 1.0f) {
-    // HF removes tokens whose ascending cumulative mass is <= 1 - top_p; equivalently keep the
-    // shortest descending prefix whose mass exceeds top_p, and always the top token.
+    // HF removes tokens whose ascending cumulative mass is <= 1 - top_p, i.e. keeps a token iff
+    // the mass of the tokens more likely than it is < top_p (always at least the top token).
     double cum = 0;
     keep = 0;
     while (keep < idx_.size()) {
       cum += prob[keep++];
-      if (cum > double(p_.top_p)) break;
+      if (cum >= double(p_.top_p)) break;
     }
     keep = std::max<size_t>(keep, 1);
   }
