@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -176,4 +177,12 @@ BENCHMARK(BM_OneDnnMatmul)
 }  // namespace
 }  // namespace vlm::ops
 
-BENCHMARK_MAIN();
+// VLM_THREADS=n sets the worker count (e.g. 1, to match a single-threaded reference run).
+int main(int argc, char** argv) {
+  if (const char* t = std::getenv("VLM_THREADS")) vlm::set_num_threads(std::atoi(t));
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -72,16 +72,18 @@ void quantize_block(LinearFormat f, const float* w, int r, uint8_t* q, uint16_t*
     const uint16_t d16 = f32_to_f16(amax / 127.0f);
     const float d = f16_to_f32(d16);
     s[r] = d16;
+    const float id = d > 0 ? 1.0f / d : 0.0f;
     for (int i = 0; i < 32; ++i) {
-      const int v = d > 0 ? int(std::clamp(std::nearbyint(w[i] / d), -127.0f, 127.0f)) : 0;
+      const int v = int(std::clamp(std::nearbyint(w[i] * id), -127.0f, 127.0f));
       q[((i / 4) * 16 + r) * 4 + i % 4] = uint8_t(v + 128);
     }
   } else {
     const uint16_t d16 = f32_to_f16(vmax / -8.0f);
     const float d = f16_to_f32(d16);
     s[r] = d16;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
     for (int i = 0; i < 32; ++i) {
-      const int v = d != 0 ? int(std::clamp(std::nearbyint(w[i] / d) + 8.0f, 0.0f, 15.0f)) : 8;
+      const int v = int(std::clamp(std::nearbyint(w[i] * id) + 8.0f, 0.0f, 15.0f));
       const int g = i / 4, h = g / 2;
       uint8_t& byte = q[(h * 16 + r) * 4 + i % 4];
       byte = uint8_t(g % 2 == 0 ? (byte & 0xF0) | v : (byte & 0x0F) | (v << 4));
@@ -127,11 +129,15 @@ std::shared_ptr<PackedWeight> pack_weight(const TensorView& W, LinearFormat f) {
         uint8_t* q = const_cast<uint8_t*>(quant::quants(*p, pi, b));
         uint16_t* s = const_cast<uint16_t*>(quant::scales(*p, pi, b));
         for (int r = 0; r < kQuantPanel; ++r) {
-          const int64_t row = pi * kQuantPanel + r;
-          for (int i = 0; i < 32; ++i) {
-            const int64_t kk = b * kQuantBlock + i;
-            w[i] = row < N && kk < K ? ref::weight_at(W, row * K + kk) : 0.0f;
+          const int64_t row = pi * kQuantPanel + r, k0 = b * kQuantBlock;
+          const int64_t nk = row < N ? std::min<int64_t>(32, K - k0) : 0;
+          if (W.dtype == DType::BF16) {
+            const uint16_t* src = W.as<uint16_t>() + row * K + k0;
+            for (int64_t i = 0; i < nk; ++i) w[i] = bf16_to_f32(src[i]);
+          } else {
+            for (int64_t i = 0; i < nk; ++i) w[i] = ref::weight_at(W, row * K + k0 + i);
           }
+          for (int64_t i = nk; i < 32; ++i) w[i] = 0.0f;
           quantize_block(f, w, r, q, s);
         }
       }
