@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -251,10 +250,9 @@ TEST(Tokenizer, InvalidUtf8InputDoesNotCrash) {
   EXPECT_EQ(tok.decode(ids), "a\xEF\xBF\xBD\xEF\xBF\xBD(\xEF\xBF\xBD");
 }
 
-TEST(Tokenizer, LoadAndEncodeSpeed) {
-  const auto t0 = std::chrono::steady_clock::now();
+// A megabyte of mixed-script text round-trips (speed is measured in bench/, not here).
+TEST(Tokenizer, MegabyteOfTextRoundTrips) {
   auto t = Tokenizer::load(dir_of("qwen2_vl"));
-  const auto t1 = std::chrono::steady_clock::now();
   ASSERT_TRUE(t.ok());
   std::string text;
   for (const auto& s : corpus()["strings"]) {
@@ -263,13 +261,8 @@ TEST(Tokenizer, LoadAndEncodeSpeed) {
     if ((*t)->decode((*t)->encode(str)) == str) text += str + "\n";
   }
   while (text.size() < (1u << 20)) text += text;
-  const auto t2 = std::chrono::steady_clock::now();
   const auto ids = (*t)->encode(text, false);
-  const auto t3 = std::chrono::steady_clock::now();
-  const double load_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
-  const double enc_s = std::chrono::duration<double>(t3 - t2).count();
-  std::printf("qwen tokenizer: load %.0f ms; encode %.1f MB/s (%zu tokens)\n", load_ms,
-              static_cast<double>(text.size()) / 1e6 / enc_s, ids.size());
+  EXPECT_GT(ids.size(), text.size() / 8);
   EXPECT_TRUE((*t)->decode(ids) == text);  // not EXPECT_EQ: a 1 MB diff would be unreadable
 }
 
