@@ -1,4 +1,5 @@
 // Loading and prompt helpers shared by every family.
+#include <algorithm>
 #include <filesystem>
 
 #include "core/mmap.h"
@@ -54,6 +55,24 @@ Status Model::load_common(const std::string& dir, const nlohmann::json& config, 
   if (opt.progress) opt.progress(0.1, "weights");
   VLM_ASSIGN_OR_RETURN(weights_, WeightStore::open_dir(dir));
   weights_.linear_format = opt.weights;
+  if (opt.progress) {
+    // Read the mapped weights in now, so a cold multi-GB checkpoint shows its progress here
+    // instead of stalling the first request; one byte per page is enough to fault it in.
+    const double total = double(std::max<size_t>(weights_.total_bytes(), 1));
+    double done = 0, shown = -1;
+    volatile uint8_t sink = 0;
+    for (const std::string& name : weights_.names()) {
+      const TensorView* t = weights_.find(name);
+      const uint8_t* p = static_cast<const uint8_t*>(t->data);
+      const size_t n = t->nbytes();
+      for (size_t off = 0; off < n; off += 4096) sink = sink + p[off];
+      done += double(n);
+      if (done / total - shown >= 0.01) {
+        shown = done / total;
+        opt.progress(0.1 + 0.9 * shown, "weights");
+      }
+    }
+  }
   if (opt.progress) opt.progress(1.0, "weights");
   return Status::Ok();
 }

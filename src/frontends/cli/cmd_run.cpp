@@ -31,7 +31,11 @@ struct RunArgs {
 };
 
 void load_progress(double f, const char* what) {
-  std::fprintf(stderr, "\rloading %-10s %3d%%", what, int(f * 100));
+  static int last = -1;
+  const int pct = int(f * 100);
+  if (pct == last) return;
+  last = pct;
+  std::fprintf(stderr, "\rloading %-10s %3d%%", what, pct);
   if (f >= 1.0) std::fprintf(stderr, "\n");
   std::fflush(stderr);
 }
