@@ -89,4 +89,23 @@ void mrope_tables(const std::array<int64_t, 3>* pos, int64_t n, int head_dim, do
   }
 }
 
+PosEmbedAxis pos_embed_axis(int64_t n, int64_t grid) {
+  PosEmbedAxis a;
+  a.lo.resize(size_t(n));
+  a.hi.resize(size_t(n));
+  a.frac.resize(size_t(n));
+  // torch's linspace kernel: fp32 step, the second half counted back from the end so the last
+  // sample is exactly G-1; a single sample is the start.
+  const float end = float(grid - 1);
+  const float step = n > 1 ? end / float(n - 1) : 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = n == 1 ? 0.0f : i < n / 2 ? step * float(i) : end - step * float(n - 1 - i);
+    const int64_t lo = int64_t(v);
+    a.lo[size_t(i)] = lo;
+    a.hi[size_t(i)] = std::min(lo + 1, grid - 1);
+    a.frac[size_t(i)] = v - float(lo);
+  }
+  return a;
+}
+
 }  // namespace vlm::models

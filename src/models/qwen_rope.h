@@ -31,4 +31,13 @@ void mrope_tables(const std::array<int64_t, 3>* pos, int64_t n, int head_dim, do
                   const std::array<int, 3>& section, bool interleaved, std::vector<float>* cos,
                   std::vector<float>* sin);
 
+// Qwen3-VL's learned G×G position table is sampled bilinearly at torch.linspace(0, G-1, n) (fp32)
+// along each patch axis (QWEN_MODELS §6.1). Sample i lies between table rows lo[i] and hi[i];
+// frac[i] is the weight of hi[i].
+struct PosEmbedAxis {
+  std::vector<int64_t> lo, hi;
+  std::vector<float> frac;
+};
+PosEmbedAxis pos_embed_axis(int64_t n, int64_t grid);
+
 }  // namespace vlm::models

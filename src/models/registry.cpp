@@ -8,6 +8,7 @@ namespace vlm::models {
 
 Expected<std::unique_ptr<Model>> load_qwen2_vl(const std::string&, const nlohmann::json&, const LoadOptions&);
 Expected<std::unique_ptr<Model>> load_llava(const std::string&, const nlohmann::json&, const LoadOptions&);
+Expected<std::unique_ptr<Model>> load_qwen3_vl(const std::string&, const nlohmann::json&, const LoadOptions&);
 
 namespace {
 struct Family {
@@ -17,6 +18,7 @@ struct Family {
 const Family kFamilies[] = {
     {"qwen2_vl", load_qwen2_vl},
     {"qwen2_5_vl", load_qwen2_vl},
+    {"qwen3_vl", load_qwen3_vl},
     {"llava", load_llava},
 };
 }  // namespace
