@@ -38,6 +38,9 @@ struct PrepareOptions {
   // Size video frames with qwen-vl-utils' per-frame budget (what Qwen's own pipeline feeds HF),
   // instead of the image bounds of preprocessor_config.json that a bare HF processor applies.
   bool video_frame_budget = false;
+  // Qwen3-VL videos: keep the template's <|vision_start|>…<|vision_end|> around the timestamped
+  // frame blocks, as transformers 5.17 does (Qwen's processor replaces the whole triple).
+  bool qwen3_video_outer_pair = false;
 };
 
 using Grid = std::array<int64_t, 3>;  // (t, h, w) in patches

@@ -169,16 +169,9 @@ std::vector<std::string> video_timestamps(size_t frames, double fps, int group) 
 
 // Which video prompt form to build. Qwen's processor replaces the template's whole
 // <|vision_start|><|video_pad|><|vision_end|>; transformers 5.17 (the fixtures) replaces only the
-// pad and keeps that outer pair. The choice is PrepareOptions::qwen3_video_outer_pair, set by the
-// checker from a case's recorded prompt; this file builds (with the Qwen form only) while
-// PrepareOptions does not have that field yet.
-template <class Opt>
-bool keep_outer_pair(const Opt& o) {
-  if constexpr (requires { o.qwen3_video_outer_pair; })
-    return bool(o.qwen3_video_outer_pair);
-  else
-    return false;
-}
+// pad and keeps that outer pair (PrepareOptions::qwen3_video_outer_pair, which the checker sets
+// from a case's recorded prompt).
+bool keep_outer_pair(const PrepareOptions& o) { return o.qwen3_video_outer_pair; }
 
 class Qwen3VL final : public Model {
  public:

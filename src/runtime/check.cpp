@@ -81,12 +81,27 @@ Expected<std::vector<models::Media>> load_media(const std::string& dir, const js
   return media;
 }
 
+// transformers 5.17 prompts a Qwen3-VL video keeping the template's outer vision_start/end pair;
+// the recorded prompt then has a <|vision_start|> followed by text (the first timestamp) instead
+// of a placeholder.
+bool recorded_with_outer_video_pair(const json& c) {
+  if (!c.contains("decoded_prompt") || !c["decoded_prompt"].is_string()) return false;
+  const std::string& s = c["decoded_prompt"].get_ref<const std::string&>();
+  const std::string vs = "<|vision_start|>";
+  for (size_t f = s.find(vs); f != std::string::npos; f = s.find(vs, f + 1)) {
+    const std::string_view next = std::string_view(s).substr(f + vs.size());
+    if (!next.starts_with("<|image_pad|>") && !next.starts_with("<|video_pad|>")) return true;
+  }
+  return false;
+}
+
 Status run_case(const models::Model& m, const std::string& dir, const CheckOptions& opt, CaseReport* rep) {
   VLM_ASSIGN_OR_RETURN(json c, models::read_json_file((fs::path(dir) / "case.json").string()));
   VLM_ASSIGN_OR_RETURN(auto exp, SafetensorsFile::open((fs::path(dir) / "expected.safetensors").string()));
   VLM_ASSIGN_OR_RETURN(auto media, load_media(dir, c));
   models::PrepareOptions po;
   if (c.contains("rope_resume_rule")) po.rope_rule = models::RopeResumeRule::Transformers5;
+  po.qwen3_video_outer_pair = recorded_with_outer_video_pair(c);
   // Cases with chat messages exercise the checkpoint's template; others give the rendered prompt.
   Expected<models::Prompt> prepared =
       c.contains("messages") ? m.prepare(c["messages"], media, po)

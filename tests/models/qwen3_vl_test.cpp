@@ -39,25 +39,6 @@ std::vector<std::string> case_dirs() {
   return v;
 }
 
-// A case recorded with transformers 5.17's video prompt: its decoded prompt has a
-// <|vision_start|> followed by text (the kept outer pair) rather than by a placeholder.
-bool recorded_with_outer_pair(const std::string& dir) {
-  auto c = nlohmann::json::parse(read_file(dir + "/case.json", 1 << 20).value());
-  const std::string s = c.value("decoded_prompt", ""), vs = "<|vision_start|>";
-  for (size_t f = s.find(vs); f != std::string::npos; f = s.find(vs, f + 1)) {
-    const std::string_view next = std::string_view(s).substr(f + vs.size());
-    if (!next.starts_with("<|image_pad|>") && !next.starts_with("<|video_pad|>")) return true;
-  }
-  return false;
-}
-
-// Transitional: the checker can ask for the 5.17 video form only once PrepareOptions carries
-// qwen3_video_outer_pair. Until then such a case can only match in what precedes the prompt
-// (pixels, grids, the vision tower), and the prompt-dependent tensors are reported, not failed.
-template <class O>
-constexpr bool kHasVideoForm = requires(O o) { o.qwen3_video_outer_pair; };
-constexpr bool kCheckerPicksVideoForm = kHasVideoForm<models::PrepareOptions>;
-
 TEST(Qwen3VL, EveryFixtureCaseMatchesTransformers) {
   EXPECT_EQ(model().family(), "qwen3_vl");
   auto dirs = case_dirs();
@@ -67,16 +48,7 @@ TEST(Qwen3VL, EveryFixtureCaseMatchesTransformers) {
     runtime::CaseReport r = runtime::check_case(model(), d, opt);
     EXPECT_TRUE(r.error.empty()) << r.name << ": " << r.error;
     EXPECT_GT(r.tensors.size(), 5u) << r.name;
-    const bool form_unreachable = !kCheckerPicksVideoForm && recorded_with_outer_pair(d);
-    for (const auto& t : r.tensors) {
-      const bool prompt_free = t.name.rfind("model.visual.", 0) == 0 || t.name.find("grid_thw") != std::string::npos ||
-                               t.name.rfind("pixel_values", 0) == 0;
-      if (form_unreachable && !prompt_free) {
-        if (!t.ok) std::printf("[ NOTE ] %s: %s needs the 5.17 video prompt form (%s)\n", r.name.c_str(), t.name.c_str(), t.note.c_str());
-        continue;
-      }
-      EXPECT_TRUE(t.ok) << r.name << ": " << t.name << " max error " << t.max_err << " " << t.note;
-    }
+    for (const auto& t : r.tensors) EXPECT_TRUE(t.ok) << r.name << ": " << t.name << " max error " << t.max_err << " " << t.note;
   }
 }
 
