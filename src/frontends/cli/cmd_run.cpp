@@ -87,7 +87,10 @@ int do_run(const RunArgs& a) {
   po.max_pixels = a.max_pixels;
   po.pil_resampler = a.pil;
   po.video_frame_budget = true;
-  if (a.rope_v5) po.rope_rule = models::RopeResumeRule::Transformers5;
+  if (a.rope_v5) {
+    po.rope_rule = models::RopeResumeRule::Transformers5;
+    po.qwen3_video_outer_pair = true;
+  }
   auto prompt = model->prepare(messages, media, po);
   if (!prompt.ok()) {
     std::fprintf(stderr, "vlm: %s\n", prompt.error().message.c_str());
@@ -187,7 +190,7 @@ void add_run(CLI::App& app) {
   c->add_option("--video", a->videos, "Video file (mp4, webm, mkv, mov, avi) or a folder of frames; repeatable");
   c->add_option("--fps", a->fps, "Frames sampled per second of video (a frame folder is taken to be at this rate)")->capture_default_str()->check(CLI::Range(0.01, 120.0));
   c->add_option("--max-frames", a->max_frames, "Most frames sampled from one video")->capture_default_str()->check(CLI::Range(2, 100000));
-  c->add_flag("--rope-v5", a->rope_v5, "After a video, resume text positions as transformers 5.17 does (block start + max(h, w)) instead of Qwen's max + 1");
+  c->add_flag("--rope-v5", a->rope_v5, "Prompt videos as transformers 5.17 does: text positions resume at block start + max(h, w) (not Qwen's max + 1), and Qwen3-VL keeps the outer vision_start/end pair");
   c->add_option("--prompt,-p", a->prompt, "The question or instruction")->capture_default_str();
   c->add_option("--system", a->system, "System message (default: the chat template's own)");
   c->add_option("--max-tokens", a->max_tokens, "Most tokens to generate")->capture_default_str()->check(CLI::Range(1, 1 << 20));
