@@ -2,7 +2,7 @@
 # Debian bookworm packages the build and tests need. Idempotent; needs root (or sudo).
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config git
-      nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libsqlite3-dev
+      nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libsqlite3-dev libcpp-httplib-dev
       libpng-dev libjpeg62-turbo-dev libwebp-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
       libgtest-dev libbenchmark-dev)
