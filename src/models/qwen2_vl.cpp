@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "models/model.h"
+#include "models/qwen_config.h"
 #include "models/qwen_media.h"
 #include "models/qwen_rope.h"
 #include "nn/vit.h"
@@ -25,86 +26,17 @@ struct QwenVisionConfig {
   double tokens_per_second = 2;
 };
 
-struct QwenConfig {
+struct QwenConfig : QwenTextConfig {
   std::string model_type;
-  nn::DecoderConfig text;
-  double rope_theta = 1e6;
-  std::array<int, 3> mrope{16, 24, 24};
-  int32_t image_token = 151655, video_token = 151656, vision_start = 151652;
   QwenVisionConfig vision;
 };
-
-ops::Act parse_act(const std::string& s, ops::Act fallback) {
-  if (s == "quick_gelu") return ops::Act::QuickGelu;
-  if (s == "silu" || s == "swish") return ops::Act::Silu;
-  if (s == "gelu") return ops::Act::Gelu;
-  if (s == "gelu_pytorch_tanh" || s == "gelu_new") return ops::Act::GeluTanh;
-  return fallback;
-}
 
 // Both layouts: the legacy flat one (text fields at top level) and the nested
 // transformers-5 one (text_config); a field missing from text_config falls back to the top level.
 Expected<QwenConfig> parse_config(const json& cfg) {
   QwenConfig c;
+  VLM_ASSIGN_OR_RETURN(static_cast<QwenTextConfig&>(c), parse_qwen_text_config(cfg, QwenTextDefaults{}));
   c.model_type = cfg.value("model_type", "");
-  const json& text = cfg.contains("text_config") && cfg["text_config"].is_object() ? cfg["text_config"] : cfg;
-  auto get = [&](const char* k) -> const json* {
-    if (text.contains(k) && !text[k].is_null()) return &text[k];
-    if (cfg.contains(k) && !cfg[k].is_null()) return &cfg[k];
-    return nullptr;
-  };
-  auto need_int = [&](const char* k, int64_t* out) -> Status {
-    const json* v = get(k);
-    if (!v || !v->is_number_integer() || v->get<int64_t>() <= 0)
-      return make_error("config.json: missing or invalid integer '", k, "'");
-    *out = v->get<int64_t>();
-    return Status::Ok();
-  };
-  int64_t v = 0;
-  VLM_TRY_STATUS(need_int("vocab_size", &c.text.vocab));
-  VLM_TRY_STATUS(need_int("hidden_size", &c.text.hidden));
-  VLM_TRY_STATUS(need_int("intermediate_size", &c.text.inter));
-  VLM_TRY_STATUS(need_int("num_attention_heads", &v));
-  c.text.heads = int(v);
-  c.text.kv_heads = c.text.heads;
-  if (get("num_key_value_heads")) {
-    VLM_TRY_STATUS(need_int("num_key_value_heads", &v));
-    c.text.kv_heads = int(v);
-  }
-  c.text.head_dim = int(c.text.hidden / c.text.heads);
-  if (const json* hd = get("head_dim"); hd && hd->is_number_integer()) c.text.head_dim = hd->get<int>();
-  if (const json* e = get("rms_norm_eps"); e && e->is_number()) c.text.eps = e->get<float>();
-  c.text.qkv_bias = true;
-  c.text.tied = false;
-  if (cfg.contains("tie_word_embeddings") && cfg["tie_word_embeddings"].is_boolean())
-    c.text.tied = cfg["tie_word_embeddings"].get<bool>();
-  else if (text.contains("tie_word_embeddings") && text["tie_word_embeddings"].is_boolean())
-    c.text.tied = text["tie_word_embeddings"].get<bool>();
-
-  const json* rope = nullptr;
-  for (const json* src : {&text, &cfg})
-    for (const char* k : {"rope_parameters", "rope_scaling"})
-      if (!rope && src->contains(k) && (*src)[k].is_object()) rope = &(*src)[k];
-  if (!rope || !rope->contains("mrope_section") || !(*rope)["mrope_section"].is_array() ||
-      (*rope)["mrope_section"].size() != 3)
-    return make_error("config.json: rope_scaling/rope_parameters must carry a 3-entry mrope_section");
-  int sum = 0;
-  for (int i = 0; i < 3; ++i) {
-    const json& s = (*rope)["mrope_section"][size_t(i)];
-    if (!s.is_number_integer() || s.get<int>() < 0) return make_error("config.json: bad mrope_section");
-    c.mrope[size_t(i)] = s.get<int>();
-    sum += c.mrope[size_t(i)];
-  }
-  if (sum * 2 != c.text.head_dim)
-    return make_error("config.json: mrope_section sums to ", sum, " but head_dim/2 is ", c.text.head_dim / 2);
-  if (rope->contains("rope_theta") && (*rope)["rope_theta"].is_number())
-    c.rope_theta = (*rope)["rope_theta"].get<double>();
-  else if (const json* t = get("rope_theta"); t && t->is_number())
-    c.rope_theta = t->get<double>();
-
-  c.image_token = cfg.value("image_token_id", 151655);
-  c.video_token = cfg.value("video_token_id", 151656);
-  c.vision_start = cfg.value("vision_start_token_id", 151652);
 
   if (!cfg.contains("vision_config") || !cfg["vision_config"].is_object())
     return make_error("config.json: missing vision_config");
@@ -124,7 +56,7 @@ Expected<QwenConfig> parse_config(const json& cfg) {
     V.width = vint("hidden_size", 0);
     V.out = vint("out_hidden_size", 0);
     V.mlp = vint("intermediate_size", 0);
-    V.act = parse_act(vc.value("hidden_act", "silu"), ops::Act::Silu);
+    VLM_ASSIGN_OR_RETURN(V.act, parse_activation(vc.value("hidden_act", "silu"), "vision hidden_act"));
     V.window = int(vint("window_size", 112));
     if (vc.contains("fullatt_block_indexes") && vc["fullatt_block_indexes"].is_array())
       for (const auto& b : vc["fullatt_block_indexes"])
@@ -136,7 +68,7 @@ Expected<QwenConfig> parse_config(const json& cfg) {
     V.width = vint("embed_dim", 0);
     V.out = vint("hidden_size", 0);
     V.mlp = V.width * vint("mlp_ratio", 4);
-    V.act = parse_act(vc.value("hidden_act", "quick_gelu"), ops::Act::QuickGelu);
+    VLM_ASSIGN_OR_RETURN(V.act, parse_activation(vc.value("hidden_act", "quick_gelu"), "vision hidden_act"));
   }
   if (V.depth <= 0 || V.heads <= 0 || V.width <= 0 || V.out <= 0 || V.mlp <= 0 || V.width % V.heads != 0 ||
       (V.width / V.heads) % 4 != 0 || V.patch <= 0 || V.merge <= 0 || V.temporal <= 0)

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "models/model.h"
+#include "models/qwen_config.h"
 #include "models/qwen_media.h"
 #include "models/qwen_rope.h"
 #include "nn/vit.h"
@@ -24,21 +25,9 @@ struct Qwen3VisionConfig {
   std::vector<int> deepstack;  // block indexes whose output feeds a deepstack merger, in merger order
 };
 
-struct Qwen3Config {
-  nn::DecoderConfig text;
-  double rope_theta = 5e5;  // Qwen3VLTextConfig default; real checkpoints say 5e6
-  std::array<int, 3> mrope{24, 20, 20};
-  int32_t image_token = 151655, video_token = 151656, vision_start = 151652, vision_end = 151653;
+struct Qwen3Config : QwenTextConfig {
   Qwen3VisionConfig vision;
 };
-
-Expected<ops::Act> parse_act(const std::string& s) {
-  if (s == "gelu_pytorch_tanh" || s == "gelu_new") return ops::Act::GeluTanh;
-  if (s == "gelu") return ops::Act::Gelu;
-  if (s == "silu" || s == "swish") return ops::Act::Silu;
-  if (s == "quick_gelu") return ops::Act::QuickGelu;
-  return make_error("config.json: unsupported vision hidden_act '", s, "'");
-}
 
 // Nested layout (text_config / vision_config), as every Qwen3-VL checkpoint ships; a text field
 // missing from text_config is looked up at the top level.
@@ -46,74 +35,14 @@ Expected<Qwen3Config> parse_config(const json& cfg) {
   Qwen3Config c;
   if (!cfg.contains("text_config") || !cfg["text_config"].is_object())
     return make_error("config.json: Qwen3-VL needs a text_config object");
-  const json& text = cfg["text_config"];
-  auto get = [&](const char* k) -> const json* {
-    if (text.contains(k) && !text[k].is_null()) return &text[k];
-    if (cfg.contains(k) && !cfg[k].is_null()) return &cfg[k];
-    return nullptr;
-  };
-  auto need_int = [&](const char* k, int64_t* out) -> Status {
-    const json* v = get(k);
-    if (!v || !v->is_number_integer() || v->get<int64_t>() <= 0)
-      return make_error("config.json: missing or invalid integer '", k, "'");
-    *out = v->get<int64_t>();
-    return Status::Ok();
-  };
-  int64_t v = 0;
-  VLM_TRY_STATUS(need_int("vocab_size", &c.text.vocab));
-  VLM_TRY_STATUS(need_int("hidden_size", &c.text.hidden));
-  VLM_TRY_STATUS(need_int("intermediate_size", &c.text.inter));
-  VLM_TRY_STATUS(need_int("num_attention_heads", &v));
-  c.text.heads = int(v);
-  c.text.kv_heads = c.text.heads;
-  if (get("num_key_value_heads")) {
-    VLM_TRY_STATUS(need_int("num_key_value_heads", &v));
-    c.text.kv_heads = int(v);
-  }
-  c.text.head_dim = int(c.text.hidden / c.text.heads);
-  if (get("head_dim")) {
-    VLM_TRY_STATUS(need_int("head_dim", &v));
-    c.text.head_dim = int(v);
-  }
-  if (const json* e = get("rms_norm_eps"); e && e->is_number()) c.text.eps = e->get<float>();
-  c.text.qk_norm = true;
-  if (const json* b = get("attention_bias"); b && b->is_boolean()) c.text.qkv_bias = b->get<bool>();
-  // The top-level flag is what HF's tie_weights() reads for the composite model.
-  if (cfg.contains("tie_word_embeddings") && cfg["tie_word_embeddings"].is_boolean())
-    c.text.tied = cfg["tie_word_embeddings"].get<bool>();
-  else if (text.contains("tie_word_embeddings") && text["tie_word_embeddings"].is_boolean())
-    c.text.tied = text["tie_word_embeddings"].get<bool>();
-
-  // transformers 4.57 files say rope_scaling, v5 files rope_parameters (with rope_theta inside).
-  const json* rope = nullptr;
-  for (const json* src : {&text, &cfg})
-    for (const char* k : {"rope_parameters", "rope_scaling"})
-      if (!rope && src->contains(k) && (*src)[k].is_object()) rope = &(*src)[k];
-  if (rope && rope->contains("mrope_section")) {
-    const json& ms = (*rope)["mrope_section"];
-    if (!ms.is_array() || ms.size() != 3) return make_error("config.json: mrope_section must have 3 entries");
-    for (size_t i = 0; i < 3; ++i) {
-      if (!ms[i].is_number_integer() || ms[i].get<int>() < 0) return make_error("config.json: bad mrope_section");
-      c.mrope[i] = ms[i].get<int>();
-    }
-  }
+  QwenTextDefaults d;
+  d.rope_theta = 5e5;  // Qwen3VLTextConfig default; real checkpoints say 5e6
+  d.mrope = {24, 20, 20};
+  d.require_mrope = false;
+  d.qkv_bias = false;  // attention_bias decides
+  d.qk_norm = true;
   // HF's Qwen3-VL rotary always interleaves (mrope_interleaved is informational), so we do too.
-  if (c.mrope[0] + c.mrope[1] + c.mrope[2] != c.text.head_dim / 2)
-    return make_error("config.json: mrope_section sums to ", c.mrope[0] + c.mrope[1] + c.mrope[2],
-                      " but head_dim/2 is ", c.text.head_dim / 2);
-  if (rope && rope->contains("rope_theta") && (*rope)["rope_theta"].is_number())
-    c.rope_theta = (*rope)["rope_theta"].get<double>();
-  else if (const json* t = get("rope_theta"); t && t->is_number())
-    c.rope_theta = t->get<double>();
-  if (!(c.rope_theta > 0)) return make_error("config.json: rope_theta must be positive");
-
-  auto token = [&](const char* k, int32_t dflt) {
-    return cfg.contains(k) && cfg[k].is_number_integer() ? cfg[k].get<int32_t>() : dflt;
-  };
-  c.image_token = token("image_token_id", 151655);
-  c.video_token = token("video_token_id", 151656);
-  c.vision_start = token("vision_start_token_id", 151652);
-  c.vision_end = token("vision_end_token_id", 151653);
+  VLM_ASSIGN_OR_RETURN(static_cast<QwenTextConfig&>(c), parse_qwen_text_config(cfg, d));
 
   if (!cfg.contains("vision_config") || !cfg["vision_config"].is_object())
     return make_error("config.json: missing vision_config");
@@ -132,7 +61,7 @@ Expected<Qwen3Config> parse_config(const json& cfg) {
   V.merge = int(vint("spatial_merge_size", 2));
   V.temporal = int(vint("temporal_patch_size", 2));
   V.in_ch = int(vint("in_channels", 3));
-  VLM_ASSIGN_OR_RETURN(V.act, parse_act(vc.value("hidden_act", "gelu_pytorch_tanh")));
+  VLM_ASSIGN_OR_RETURN(V.act, parse_activation(vc.value("hidden_act", "gelu_pytorch_tanh"), "vision hidden_act"));
   if (vc.contains("deepstack_visual_indexes")) {
     if (!vc["deepstack_visual_indexes"].is_array()) return make_error("config.json: bad deepstack_visual_indexes");
     for (const auto& b : vc["deepstack_visual_indexes"]) {
