@@ -6,7 +6,7 @@
 
 #include "models/clip.h"
 #include "models/model.h"
-#include "models/qwen_rope.h"
+#include "models/rope_lm.h"
 
 namespace vlm::models {
 namespace {
@@ -50,9 +50,9 @@ class Llava final : public Model {
     d.eps = tc.contains("rms_norm_eps") && tc["rms_norm_eps"].is_number() ? tc["rms_norm_eps"].get<float>() : 1e-6f;
     d.qkv_bias = tc.value("attention_bias", false);
     d.tied = cfg.value("tie_word_embeddings", tc.value("tie_word_embeddings", false));
-    m->theta_ = tc.contains("rope_theta") && tc["rope_theta"].is_number() ? tc["rope_theta"].get<double>() : 10000.0;
+    m->lm_.theta = tc.contains("rope_theta") && tc["rope_theta"].is_number() ? tc["rope_theta"].get<double>() : 10000.0;
     if (tc.contains("rope_parameters") && tc["rope_parameters"].is_object() && tc["rope_parameters"].contains("rope_theta"))
-      m->theta_ = tc["rope_parameters"]["rope_theta"].get<double>();
+      m->lm_.theta = tc["rope_parameters"]["rope_theta"].get<double>();
     m->image_token_ = int32_t(cfg.value("image_token_index", cfg.value("image_token_id", 32000)));
     const json& fl = cfg.contains("vision_feature_layer") ? cfg["vision_feature_layer"] : json(-2);
     if (fl.is_number_integer()) m->feature_layers_.push_back(fl.get<int>());
@@ -65,7 +65,8 @@ class Llava final : public Model {
     const WeightStore& ws = m->weights_;
     const bool v5 = ws.has("model.language_model.embed_tokens.weight");
     const std::string tp = v5 ? "model.language_model." : "language_model.model.";
-    VLM_ASSIGN_OR_RETURN(m->dec_, nn::Decoder::bind(ws, d, tp, v5 ? "lm_head.weight" : "language_model.lm_head.weight"));
+    VLM_ASSIGN_OR_RETURN(m->lm_.dec, nn::Decoder::bind(ws, d, tp, v5 ? "lm_head.weight" : "language_model.lm_head.weight"));
+    m->lm_.section = {d.head_dim / 2, 0, 0};  // plain 1-D RoPE
     const std::string vt = v5 ? "model.vision_tower." : "vision_tower.";
     const std::string vp = ws.has(vt + "vision_model.embeddings.class_embedding") ? vt + "vision_model." : vt;
     VLM_ASSIGN_OR_RETURN(m->vision_, ClipVision::bind(ws, cfg["vision_config"], vp, false));
@@ -122,7 +123,7 @@ class Llava final : public Model {
     for (int32_t id : p.ids)
       if (id < 0 || id >= text_.vocab) return make_error("token id ", id, " outside the vocabulary");
     std::vector<float> h(static_cast<size_t>(L * D));
-    dec_.embed_tokens(p.ids.data(), L, h.data());
+    lm_.dec.embed_tokens(p.ids.data(), L, h.data());
     if (p.images.rows > 0) {
       std::vector<float> feats = image_features(p.images, trace);
       size_t row = 0;
@@ -130,32 +131,11 @@ class Llava final : public Model {
         if (p.ids[size_t(i)] == image_token_) std::copy_n(feats.data() + D * int64_t(row++), D, h.data() + i * D);
       VLM_CHECK(row * size_t(D) == feats.size(), "image placeholders and features disagree");
     }
-    std::vector<std::array<int64_t, 3>> pos(static_cast<size_t>(L));
-    for (int64_t i = 0; i < L; ++i) pos[size_t(i)] = {i, i, i};
-    std::vector<float> cos, sin;
-    mrope_tables(pos.data(), L, text_.head_dim, theta_, {text_.head_dim / 2, 0, 0}, false, &cos, &sin);
-    s.cache.reset(int(dec_.layers.size()), int64_t(text_.kv_heads) * text_.head_dim);
-    dec_.forward(h.data(), L, cos.data(), sin.data(), s.cache, trace);
-    s.next_pos = L;
-    s.tokens = p.ids;
-    logits->resize(size_t(text_.vocab));
-    dec_.logits(h.data() + (L - 1) * D, logits->data());
+    lm_.prefill(s, p.ids, h.data(), {}, 0, logits, trace);
     return Status::Ok();
   }
 
-  void decode(Session& s, int32_t token, std::vector<float>* logits) const override {
-    VLM_CHECK(token >= 0 && token < text_.vocab, "token %d outside the vocabulary", token);
-    std::vector<float> h(static_cast<size_t>(text_.hidden));
-    dec_.embed_tokens(&token, 1, h.data());
-    std::array<int64_t, 3> pos{s.next_pos, s.next_pos, s.next_pos};
-    std::vector<float> cos, sin;
-    mrope_tables(&pos, 1, text_.head_dim, theta_, {text_.head_dim / 2, 0, 0}, false, &cos, &sin);
-    dec_.forward(h.data(), 1, cos.data(), sin.data(), s.cache, nullptr);
-    ++s.next_pos;
-    s.tokens.push_back(token);
-    logits->resize(size_t(text_.vocab));
-    dec_.logits(h.data(), logits->data());
-  }
+  void decode(Session& s, int32_t token, std::vector<float>* logits) const override { lm_.decode(s, token, logits); }
 
  private:
   // [n_images · image_tokens, D] projected features, in placeholder order.
@@ -201,11 +181,10 @@ class Llava final : public Model {
   }
 
   nn::DecoderConfig text_;
-  double theta_ = 10000.0;
   int32_t image_token_ = 32000;
   std::vector<int> feature_layers_;
   bool keep_cls_ = false;
-  nn::Decoder dec_;
+  RopeLM lm_;
   ClipVision vision_;
   nn::Linear proj1_, proj2_;
   ops::Act proj_act_ = ops::Act::Gelu;

@@ -9,6 +9,7 @@
 #include "models/qwen_config.h"
 #include "models/qwen_media.h"
 #include "models/qwen_rope.h"
+#include "models/rope_lm.h"
 #include "nn/vit.h"
 
 namespace vlm::models {
@@ -145,34 +146,14 @@ class QwenVL final : public Model {
     for (int32_t id : p.ids)
       if (id < 0 || id >= cfg_.text.vocab) return make_error("token id ", id, " outside the vocabulary");
     std::vector<float> h(static_cast<size_t>(L * D));
-    dec_.embed_tokens(p.ids.data(), L, h.data());
+    lm_.dec.embed_tokens(p.ids.data(), L, h.data());
     if (!p.images.grids.empty()) scatter(vision_forward(p.images, trace), cfg_.image_token, p.ids, h.data());
     if (!p.videos.grids.empty()) scatter(vision_forward(p.videos, trace), cfg_.video_token, p.ids, h.data());
-    std::vector<float> cos, sin;
-    mrope_tables(p.pos.data(), L, cfg_.text.head_dim, cfg_.rope_theta, cfg_.mrope, false, &cos, &sin);
-    s.cache.reset(int(dec_.layers.size()), int64_t(cfg_.text.kv_heads) * cfg_.text.head_dim);
-    dec_.forward(h.data(), L, cos.data(), sin.data(), s.cache, trace);
-    s.next_pos = L + p.rope_delta;
-    s.tokens = p.ids;
-    logits->resize(size_t(cfg_.text.vocab));
-    dec_.logits(h.data() + (L - 1) * D, logits->data());
+    lm_.prefill(s, p.ids, h.data(), p.pos, p.rope_delta, logits, trace);
     return Status::Ok();
   }
 
-  void decode(Session& s, int32_t token, std::vector<float>* logits) const override {
-    VLM_CHECK(token >= 0 && token < cfg_.text.vocab, "token %d outside the vocabulary", token);
-    const int64_t D = cfg_.text.hidden;
-    std::vector<float> h(static_cast<size_t>(D));
-    dec_.embed_tokens(&token, 1, h.data());
-    std::array<int64_t, 3> pos{s.next_pos, s.next_pos, s.next_pos};
-    std::vector<float> cos, sin;
-    mrope_tables(&pos, 1, cfg_.text.head_dim, cfg_.rope_theta, cfg_.mrope, false, &cos, &sin);
-    dec_.forward(h.data(), 1, cos.data(), sin.data(), s.cache, nullptr);
-    ++s.next_pos;
-    s.tokens.push_back(token);
-    logits->resize(size_t(cfg_.text.vocab));
-    dec_.logits(h.data(), logits->data());
-  }
+  void decode(Session& s, int32_t token, std::vector<float>* logits) const override { lm_.decode(s, token, logits); }
 
  private:
   static void append_batch(PixelBatch* dst, const PixelBatch& src) {
@@ -187,7 +168,9 @@ class QwenVL final : public Model {
     const bool v5 = ws.has("model.visual.patch_embed.proj.weight");
     const std::string vp = v5 ? "model.visual." : "visual.";
     const std::string tp = ws.has("model.language_model.embed_tokens.weight") ? "model.language_model." : "model.";
-    VLM_ASSIGN_OR_RETURN(dec_, nn::Decoder::bind(ws, cfg_.text, tp));
+    VLM_ASSIGN_OR_RETURN(lm_.dec, nn::Decoder::bind(ws, cfg_.text, tp));
+    lm_.theta = cfg_.rope_theta;
+    lm_.section = cfg_.mrope;
     const QwenVisionConfig& V = cfg_.vision;
     const int64_t E = V.width, row = int64_t(V.in_ch) * V.temporal * V.patch * V.patch;
     const TensorView* pe = ws.find(vp + "patch_embed.proj.weight");
@@ -335,7 +318,7 @@ class QwenVL final : public Model {
 
   QwenConfig cfg_;
   QwenMediaConfig pre_;
-  nn::Decoder dec_;
+  RopeLM lm_;
   TensorView patch_;  // [E, C·T·P·P]
   std::vector<nn::VitBlock> blocks_;
   nn::VitBlockConfig bcfg_;

@@ -11,6 +11,7 @@
 #include "models/qwen_config.h"
 #include "models/qwen_media.h"
 #include "models/qwen_rope.h"
+#include "models/rope_lm.h"
 #include "nn/vit.h"
 
 namespace vlm::models {
@@ -184,7 +185,7 @@ class Qwen3VL final : public Model {
     for (int32_t id : p.ids)
       if (id < 0 || id >= cfg_.text.vocab) return make_error("token id ", id, " outside the vocabulary");
     std::vector<float> h(static_cast<size_t>(L * D));
-    dec_.embed_tokens(p.ids.data(), L, h.data());
+    lm_.dec.embed_tokens(p.ids.data(), L, h.data());
     VisionOut img, vid;
     if (!p.images.grids.empty()) {
       VLM_ASSIGN_OR_RETURN(img, vision_forward(p.images, trace));
@@ -206,31 +207,11 @@ class Qwen3VL final : public Model {
         if (add) ops::add(x + i * D, add, D);
       }
     };
-    std::vector<float> cos, sin;
-    mrope_tables(p.pos.data(), L, cfg_.text.head_dim, cfg_.rope_theta, cfg_.mrope, true, &cos, &sin);
-    s.cache.reset(int(dec_.layers.size()), int64_t(cfg_.text.kv_heads) * cfg_.text.head_dim);
-    dec_.forward(h.data(), L, cos.data(), sin.data(), s.cache, trace, deepstack);
-    s.next_pos = L + p.rope_delta;
-    s.tokens = p.ids;
-    logits->resize(size_t(cfg_.text.vocab));
-    dec_.logits(h.data() + (L - 1) * D, logits->data());
+    lm_.prefill(s, p.ids, h.data(), p.pos, p.rope_delta, logits, trace, deepstack);
     return Status::Ok();
   }
 
-  void decode(Session& s, int32_t token, std::vector<float>* logits) const override {
-    VLM_CHECK(token >= 0 && token < cfg_.text.vocab, "token %d outside the vocabulary", token);
-    const int64_t D = cfg_.text.hidden;
-    std::vector<float> h(static_cast<size_t>(D));
-    dec_.embed_tokens(&token, 1, h.data());
-    std::array<int64_t, 3> pos{s.next_pos, s.next_pos, s.next_pos};
-    std::vector<float> cos, sin;
-    mrope_tables(&pos, 1, cfg_.text.head_dim, cfg_.rope_theta, cfg_.mrope, true, &cos, &sin);
-    dec_.forward(h.data(), 1, cos.data(), sin.data(), s.cache, nullptr);
-    ++s.next_pos;
-    s.tokens.push_back(token);
-    logits->resize(size_t(cfg_.text.vocab));
-    dec_.logits(h.data(), logits->data());
-  }
+  void decode(Session& s, int32_t token, std::vector<float>* logits) const override { lm_.decode(s, token, logits); }
 
  private:
   struct Merger {
@@ -276,8 +257,11 @@ class Qwen3VL final : public Model {
   Status bind() {
     const WeightStore& ws = weights_;
     const std::string vp = "model.visual.", tp = "model.language_model.";
-    VLM_ASSIGN_OR_RETURN(dec_, nn::Decoder::bind(ws, cfg_.text, tp));
-    if (dec_.layers.empty()) return make_error("checkpoint has no decoder layers under '", tp, "layers.'");
+    VLM_ASSIGN_OR_RETURN(lm_.dec, nn::Decoder::bind(ws, cfg_.text, tp));
+    lm_.theta = cfg_.rope_theta;
+    lm_.section = cfg_.mrope;
+    lm_.interleaved = true;
+    if (lm_.dec.layers.empty()) return make_error("checkpoint has no decoder layers under '", tp, "layers.'");
     const Qwen3VisionConfig& V = cfg_.vision;
     const int64_t E = V.width, row = int64_t(V.in_ch) * V.temporal * V.patch * V.patch;
     const TensorView* pe = ws.find(vp + "patch_embed.proj.weight");
@@ -445,7 +429,7 @@ class Qwen3VL final : public Model {
 
   Qwen3Config cfg_;
   QwenMediaConfig pre_;
-  nn::Decoder dec_;
+  RopeLM lm_;
   TensorView patch_, patch_bias_;  // [E, C·T·P·P], [E]
   int64_t grid_side_ = 48;
   std::vector<float> pos_table_;  // [G·G, E] widened once: every request samples it
