@@ -47,7 +47,11 @@ struct Kernels {
   void (*rmsnorm)(const float* x, int64_t rows, int64_t dim, const TensorView& w, float eps, float* y);
   void (*layernorm)(const float* x, int64_t rows, int64_t dim, const TensorView& w, const TensorView& b, float eps,
                     float* y);
+  // Sum of n 64-bit words (n a multiple of 64): the read loop of the bandwidth probe, with the
+  // widest loads the kernels themselves use.
+  uint64_t (*read_sum)(const uint64_t* p, int64_t n);
 };
+uint64_t read_sum_portable(const uint64_t* p, int64_t n);
 
 const Kernels& kernels();                       // the set in use
 std::vector<const Kernels*> available_kernels();  // every set this CPU can run (tests)

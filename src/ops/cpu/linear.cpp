@@ -87,7 +87,7 @@ void quantize_rows_portable(const float* x, int64_t M, int64_t K, int64_t kp, in
 
 const Kernels kPortable = {"portable", gemm_f32_portable, gemm_bf16_portable, gemm_quant_portable,
                            quantize_rows_portable, attention_portable, ref::activate, ref::silu_mul, ref::rmsnorm,
-                           ref::layernorm};
+                           ref::layernorm, read_sum_portable};
 
 std::vector<float> bias_f32(const TensorView* b, int64_t N) {
   std::vector<float> v;
@@ -105,6 +105,13 @@ int64_t grain_for(int64_t M) { return M <= 4 ? 16 : 64; }
 }  // namespace
 
 const Kernels* portable_kernels() { return &kPortable; }
+
+uint64_t read_sum_portable(const uint64_t* p, int64_t n) {
+  uint64_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t i = 0; i < n; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += p[i + j];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
 
 void gemm_f32_portable(const float* x, int64_t M, int64_t K, const TensorView& W, int64_t n0, int64_t n1,
                        const float* bias, float* y, int64_t ldy) {

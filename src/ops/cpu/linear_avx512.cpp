@@ -554,12 +554,24 @@ void quantize_rows_avx512(const float* x, int64_t M, int64_t K, int64_t kp, int 
   }
 }
 
+uint64_t read_sum_avx512(const uint64_t* p, int64_t n) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i < n; i += 32) {
+    a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i));
+    a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(p + i + 8));
+    a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + i + 16));
+    a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i + 24));
+  }
+  return uint64_t(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3))));
+}
+
 const Kernels kAvx512Amx = {"avx512_amx", gemm_f32_avx512, gemm_bf16_amx, gemm_quant_avx512, quantize_rows_avx512,
                             attention_avx512_entry, activate_avx512, silu_mul_avx512, rmsnorm_avx512,
-                            layernorm_avx512};
+                            layernorm_avx512, read_sum_avx512};
 
 const Kernels kAvx512 = {"avx512", gemm_f32_avx512, gemm_bf16_avx512, gemm_quant_avx512, quantize_rows_avx512,
-                         attention_avx512_entry, activate_avx512, silu_mul_avx512, rmsnorm_avx512, layernorm_avx512};
+                         attention_avx512_entry, activate_avx512, silu_mul_avx512, rmsnorm_avx512, layernorm_avx512,
+                         read_sum_avx512};
 
 }  // namespace
 

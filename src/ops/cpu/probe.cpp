@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/threads.h"
+#include "ops/cpu/cpu.h"
 #include "ops/ops.h"
 
 namespace vlm::ops {
@@ -21,13 +22,9 @@ double probe_read_bandwidth(size_t bytes, int passes, double* min_gbs, double* m
   std::atomic<uint64_t> sink{0};
   for (int r = 0; r < std::max(1, passes); ++r) {
     const auto t0 = std::chrono::steady_clock::now();
+    const auto read_sum = cpu::kernels().read_sum;
     parallel_for(int64_t(n), 1 << 16, [&](int64_t b, int64_t e) {
-      uint64_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (int64_t i = b; i < e; i += 8)
-        for (int j = 0; j < 8; ++j) s[j] += p[i + j];
-      uint64_t t = 0;
-      for (int j = 0; j < 8; ++j) t += s[j];
-      sink.fetch_add(t, std::memory_order_relaxed);
+      sink.fetch_add(read_sum(p + b, e - b), std::memory_order_relaxed);
     });
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     gbs.push_back(double(n * 8) / sec / 1e9);

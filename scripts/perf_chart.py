@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Turns `vlm bench --json` outputs (and optional reference rows) into an SVG bar chart.
+
+  scripts/perf_chart.py OUT.svg RUN.json [RUN.json ...] [--ref REF.json] [--title TEXT]
+
+Each RUN.json holds one `vlm bench --json` object (one weight format). REF.json, if given, is a
+list of {"label": ..., "metric": ..., "value": ...} rows measured in the same session (for example
+llama.cpp kernel timings) drawn as grey bars next to vlm's. Panels: decode tok/s (with the limit
+the probed read bandwidth allows, as a tick), prefill tok/s, ViT encode seconds. Standard library
+only, so it runs wherever the project builds.
+"""
+import json
+import sys
+from xml.sax.saxutils import escape
+
+PANELS = [
+    ("decode_tok_s", "decode (tok/s, higher is better)", 1.0),
+    ("prefill_tok_s", "prefill (tok/s, higher is better)", 1.0),
+    ("vit_encode_ms", "ViT encode (s, lower is better)", 1e-3),
+]
+COLORS = {"native": "#1f77b4", "bf16": "#2ca02c", "q8": "#ff7f0e", "q4": "#d62728"}
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out, args = argv[1], argv[2:]
+    ref, title, runs = [], "vlm bench", []
+    i = 0
+    while i < len(args):
+        if args[i] == "--ref":
+            ref = json.load(open(args[i + 1]))
+            i += 2
+        elif args[i] == "--title":
+            title = args[i + 1]
+            i += 2
+        else:
+            runs.append(json.load(open(args[i])))
+            i += 1
+    bar_h, gap, label_w, plot_w, pad = 18, 6, 190, 420, 14
+    rows = []  # (panel index, label, value, color, limit)
+    for p, (key, _, scale) in enumerate(PANELS):
+        for r in runs:
+            v = r.get(key)
+            if v is None:
+                continue
+            limit = r.get("decode_limit_tok_s") if key == "decode_tok_s" else None
+            rows.append((p, "vlm " + r.get("weights", "?"), v * scale, COLORS.get(r.get("weights"), "#555"), limit))
+        for x in ref:
+            if x.get("metric") == key:
+                rows.append((p, x["label"], x["value"] * scale, "#999999", None))
+    y = 40
+    parts = []
+    for p, (key, heading, _) in enumerate(PANELS):
+        prow = [r for r in rows if r[0] == p]
+        if not prow:
+            continue
+        vmax = max(max(r[2] for r in prow), max((r[4] or 0) for r in prow)) or 1.0
+        parts.append(f'<text x="{pad}" y="{y}" font-weight="bold">{escape(heading)}</text>')
+        y += 10
+        for _, label, v, color, limit in prow:
+            w = plot_w * v / vmax
+            parts.append(f'<text x="{pad}" y="{y + bar_h - 5}">{escape(label)}</text>')
+            parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
+            parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 5}">{v:.3g}</text>')
+            if limit:
+                lx = label_w + plot_w * limit / vmax
+                parts.append(f'<line x1="{lx:.1f}" x2="{lx:.1f}" y1="{y - 2}" y2="{y + bar_h + 2}" '
+                             f'stroke="black" stroke-width="2"/>')
+                parts.append(f'<text x="{lx + 3:.1f}" y="{y - 3}" font-size="10">limit {limit:.3g}</text>')
+            y += bar_h + gap
+        y += 24
+    width = label_w + plot_w + 90
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{pad}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>'] + parts + ["</svg>"]
+    with open(out, "w") as f:
+        f.write("\n".join(svg) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
