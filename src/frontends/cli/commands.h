@@ -14,6 +14,7 @@ void add_tokenize(CLI::App& app);
 void add_make_random(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_boxes(CLI::App& app);
+void add_serve(CLI::App& app);
 
 // Exit status set by the subcommand that ran (0 success, 1 failure, 2 bad input).
 int exit_code();

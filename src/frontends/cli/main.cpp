@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   vlm::cli::add_make_random(app);
   vlm::cli::add_bench(app);
   vlm::cli::add_boxes(app);
+  vlm::cli::add_serve(app);
   app.parse_complete_callback([&] {
     if (threads > 0) vlm::set_num_threads(threads);
   });
