@@ -154,6 +154,17 @@ TEST(ParseRequest, BodyLimit) {
   expect_error(body_with({{"user", std::string(200, 'x')}}).dump(), "body_too_large", small, 413);
 }
 
+TEST(ParseRequest, TextLimit) {
+  ApiLimits small;
+  small.max_text_bytes = 10;
+  EXPECT_EQ(expect_ok(body_with({{"messages", json::array({user_text("0123456789")})}}).dump(), small).messages.size(), 1u);
+  const ApiError e = expect_error(
+      body_with({{"messages", json::array({user_text("01234"), {{"role", "assistant"}, {"content", json::array({{{"type", "text"}, {"text", "567890"}}})}}})}})
+          .dump(),
+      "text_too_long", small);
+  EXPECT_EQ(e.param, "messages[1].content[0].text");
+}
+
 TEST(ConvertMessages, OpenAiToHfShape) {
   const std::string url = "data:image/png;base64," + base64_encode(read_file(kImage));
   json msgs = json::array({{{"role", "developer"}, {"content", "Be brief."}},

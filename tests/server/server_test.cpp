@@ -220,6 +220,17 @@ TEST_F(ServerTest, BadRequestsGetJsonErrors) {
   EXPECT_EQ(json::parse(nf->body, nullptr, false)["error"]["code"], "not_found") << nf->body;
 }
 
+TEST_F(ServerTest, PromptTokenLimit) {
+  ServerOptions o = local_options();
+  o.limits.max_prompt_tokens = 30;  // the image request's prompt is 31 tokens
+  Running srv(*model_, o);
+  auto cli = srv.client();
+  auto res = cli.Post("/v1/chat/completions", image_request(2).dump(), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(json::parse(res->body, nullptr, false)["error"]["code"], "context_length_exceeded") << res->body;
+}
+
 TEST_F(ServerTest, HealthModelsAndPage) {
   ServerOptions o = local_options();
   o.model_name = "tiny-qwen";

@@ -18,6 +18,7 @@ struct ServeArgs {
   int max_images = 16;
   int max_tokens = 8192;
   int max_waiting = 8;
+  int64_t max_prompt_tokens = 32768;
   bool allow_local_files = false, quiet = false;
 };
 
@@ -35,6 +36,7 @@ int do_serve(const ServeArgs& a) {
   so.limits.max_tokens = a.max_tokens;
   so.limits.default_max_tokens = std::min(so.limits.default_max_tokens, a.max_tokens);
   so.limits.allow_local_files = a.allow_local_files;
+  so.limits.max_prompt_tokens = a.max_prompt_tokens;
 
   // Signals go to one waiting thread (blocked everywhere else, the server's workers included,
   // since they inherit this mask), which stops the server so that serve() returns cleanly.
@@ -84,6 +86,7 @@ void add_serve(CLI::App& app) {
   c->add_option("--max-body-mb", a->max_body_mb, "Largest request body in MB")->capture_default_str()->check(CLI::Range(1, 1024));
   c->add_option("--max-images", a->max_images, "Most images in one request")->capture_default_str()->check(CLI::Range(0, 256));
   c->add_option("--max-tokens", a->max_tokens, "Most tokens one request may ask for")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  c->add_option("--max-prompt-tokens", a->max_prompt_tokens, "Longest prompt (template, text and image tokens) accepted")->capture_default_str()->check(CLI::Range(int64_t(16), int64_t(1) << 24));
   c->add_option("--max-waiting", a->max_waiting, "Requests that may wait for the model before the server answers 503")->capture_default_str()->check(CLI::Range(0, 1024));
   c->add_flag("--allow-local-files", a->allow_local_files, "Accept absolute local paths (file:///...) as image URLs");
   c->add_flag("--quiet,-q", a->quiet, "Do not log requests");

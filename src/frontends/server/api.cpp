@@ -142,6 +142,13 @@ ApiResult<json> convert_messages(const json& messages, const ApiLimits& limits, 
   if (messages.size() > size_t(limits.max_messages))
     return bad(cat("too many messages (", messages.size(), "; at most ", limits.max_messages, ")"), "invalid_value", "messages");
   json out = json::array();
+  size_t text_bytes = 0;
+  auto add_text = [&](const json& t, const std::string& param) -> std::optional<ApiError> {
+    text_bytes += t.get_ref<const std::string&>().size();
+    if (text_bytes > limits.max_text_bytes)
+      return bad(cat("messages hold more than ", limits.max_text_bytes, " bytes of text"), "text_too_long", param);
+    return std::nullopt;
+  };
   for (size_t i = 0; i < messages.size(); ++i) {
     const json& m = messages[i];
     const std::string where = cat("messages[", i, "]");
@@ -163,6 +170,7 @@ ApiResult<json> convert_messages(const json& messages, const ApiLimits& limits, 
       if (role != "assistant") return bad(cat("'", where, ".content' is missing"), "missing_field", where + ".content");
       content = "";
     } else if (content_it->is_string()) {
+      if (auto e = add_text(*content_it, where + ".content")) return *e;
       content = *content_it;
     } else if (content_it->is_array()) {
       json parts = json::array();
@@ -179,6 +187,7 @@ ApiResult<json> convert_messages(const json& messages, const ApiLimits& limits, 
           auto t = p.find("text");
           if (t == p.end()) return bad(cat("'", pw, ".text' is missing"), "missing_field", pw + ".text");
           if (!t->is_string()) return wrong_type(pw + ".text", "a string", *t);
+          if (auto e = add_text(*t, pw + ".text")) return *e;
           parts.push_back({{"type", "text"}, {"text", *t}});
           joined += t->get<std::string>();
         } else if (type == "image_url") {

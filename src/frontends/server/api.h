@@ -24,6 +24,10 @@ struct ApiLimits {
   size_t max_body_bytes = size_t(64) << 20;
   int max_json_depth = 64;  // nlohmann parses recursively; a "[[[[..." body must not blow the stack
   int max_messages = 512;
+  // Text of all messages together. Tokenising runs while the model is held, so it is bounded
+  // here, long before max_prompt_tokens could judge it.
+  size_t max_text_bytes = size_t(1) << 20;
+  int64_t max_prompt_tokens = 32768;  // after the chat template and image placeholders
   int max_images = 16;
   int max_tokens = 8192;         // upper bound a request may ask for
   int default_max_tokens = 512;  // when the request names none

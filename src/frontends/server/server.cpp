@@ -126,15 +126,16 @@ struct Server::Impl {
   }
 
   void chat(const httplib::Request& req, httplib::Response& res) {
-    auto parsed = parse_chat_request(req.body, opt.limits);
-    if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
-    auto request = std::make_shared<ChatRequest>(std::move(std::get<ChatRequest>(parsed)));
-
+    // Admission comes first so that image decoding, the costly part of parsing, is bounded by
+    // the queue too, not only by the number of worker threads.
     if (admitted.fetch_add(1) >= 1 + opt.max_waiting) {
       admitted.fetch_sub(1);
       return send_error(res, server_error("the server is busy; retry later", 503, "server_busy"));
     }
     auto ticket = std::make_shared<Ticket>(&admitted);
+    auto parsed = parse_chat_request(req.body, opt.limits);
+    if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
+    auto request = std::make_shared<ChatRequest>(std::move(std::get<ChatRequest>(parsed)));
     auto lock = std::make_shared<std::unique_lock<std::mutex>>(model_mu);
 
     models::PrepareOptions po;
@@ -144,6 +145,14 @@ struct Server::Impl {
       ApiError e;
       e.message = prompt.error().message;
       e.code = "invalid_prompt";
+      return send_error(res, e);
+    }
+    if (int64_t(prompt->ids.size()) > opt.limits.max_prompt_tokens) {
+      ApiError e;
+      e.message = cat("the prompt is ", prompt->ids.size(), " tokens; this server takes at most ",
+                      opt.limits.max_prompt_tokens);
+      e.code = "context_length_exceeded";
+      e.param = "messages";
       return send_error(res, e);
     }
     request->media.clear();  // the pixels are in the prompt now
