@@ -71,10 +71,18 @@ inline void gemv_rows(const float* x, int64_t K, const void* W, int64_t n, const
     #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) acc[m][r] = _mm512_setzero_ps();
   const int64_t K16 = K / 16 * 16;
+  constexpr int64_t kEsz = T == DType::F32 ? 4 : 2;
+  const char* wb = static_cast<const char*>(W);
   for (int64_t k = 0; k < K16; k += 16) {
     __m512 xv[MM];
     #pragma GCC unroll 16
     for (int m = 0; m < MM; ++m) xv[m] = _mm512_loadu_ps(x + m * K + k);
+    // The next group of rows, a cache line ahead per line consumed: keeps requests flowing
+    // across page boundaries, where hardware prefetchers stop.
+    if (((k * kEsz) & 63) == 0) {
+      #pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) _mm_prefetch(wb + ((n + R + r) * K + k) * kEsz, _MM_HINT_T0);
+    }
     #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512 w = wload<T>(W, (n + r) * K + k);
@@ -237,6 +245,8 @@ inline void gemv_bf16_rows(const uint16_t* xb, int64_t ldx, int64_t K, const uin
     __m512i xv[MM];
     #pragma GCC unroll 16
     for (int m = 0; m < MM; ++m) xv[m] = _mm512_loadu_si512(xb + m * ldx + k);  // zero padded to ldx
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(W + (n + R + r) * K + k), _MM_HINT_T0);
     #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512i w = _mm512_maskz_loadu_epi16(mk, W + (n + r) * K + k);
@@ -437,12 +447,20 @@ inline void kern_quant(const QuantActs& a, int64_t m0, const PackedWeight& W, in
     #pragma GCC unroll 16
     for (int pp = 0; pp < P; ++pp) q[pp] = quant::quants(W, p0 + pp, b);
     const int8_t* ab = a.q + m0 * a.kp + b * kQuantBlock;
+    // Prefetch the same block of the panels processed next (P panels ahead), and their scales.
+    const int64_t pf = P * a.nb * quant::block_bytes(W.format);
+    #pragma GCC unroll 16
+    for (int pp = 0; pp < P; ++pp)
+      _mm_prefetch(reinterpret_cast<const char*>(quant::scales(W, p0 + pp, b) + P * a.nb * kQuantPanel), _MM_HINT_T0);
     if constexpr (!Q4) {
       #pragma GCC unroll 16
       for (int g = 0; g < 8; ++g) {
         __m512i w[P];
         #pragma GCC unroll 16
-        for (int pp = 0; pp < P; ++pp) w[pp] = _mm512_load_si512(q[pp] + g * 64);
+        for (int pp = 0; pp < P; ++pp) {
+          _mm_prefetch(reinterpret_cast<const char*>(q[pp] + pf + g * 64), _MM_HINT_T0);
+          w[pp] = _mm512_load_si512(q[pp] + g * 64);
+        }
         #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
           int32_t v;
@@ -458,6 +476,7 @@ inline void kern_quant(const QuantActs& a, int64_t m0, const PackedWeight& W, in
         __m512i wl[P], wh[P];
         #pragma GCC unroll 16
         for (int pp = 0; pp < P; ++pp) {
+          _mm_prefetch(reinterpret_cast<const char*>(q[pp] + pf + h * 64), _MM_HINT_T0);
           const __m512i v = _mm512_load_si512(q[pp] + h * 64);
           wl[pp] = _mm512_and_si512(v, lo4);
           wh[pp] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
