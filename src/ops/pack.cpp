@@ -62,6 +62,12 @@ size_t PackedWeight::bytes() const {
 
 namespace {
 
+// Round half to even without a libm call (|v| < 2^22, which the clamped ranges here satisfy).
+inline float round_even(float v) {
+  const float magic = 12582912.0f;  // 1.5 * 2^23
+  return v >= 0 ? (v + magic) - magic : (v - magic) + magic;
+}
+
 // Streamed weights in 2 MB pages where the kernel allows it (transparent huge pages in madvise
 // mode): fewer TLB misses while decode reads them end to end.
 void advise_huge_pages(const Buffer& b) {
@@ -84,7 +90,7 @@ void quantize_block(LinearFormat f, const float* w, int r, uint8_t* q, uint16_t*
     s[r] = d16;
     const float id = d > 0 ? 1.0f / d : 0.0f;
     for (int i = 0; i < 32; ++i) {
-      const int v = int(std::clamp(std::nearbyint(w[i] * id), -127.0f, 127.0f));
+      const int v = int(std::clamp(round_even(std::clamp(w[i] * id, -127.0f, 127.0f)), -127.0f, 127.0f));
       q[((i / 4) * 16 + r) * 4 + i % 4] = uint8_t(v + 128);
     }
   } else {
@@ -93,7 +99,7 @@ void quantize_block(LinearFormat f, const float* w, int r, uint8_t* q, uint16_t*
     s[r] = d16;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     for (int i = 0; i < 32; ++i) {
-      const int v = int(std::clamp(std::nearbyint(w[i] * id) + 8.0f, 0.0f, 15.0f));
+      const int v = int(std::clamp(round_even(std::clamp(w[i] * id, -8.0f, 8.0f)) + 8.0f, 0.0f, 15.0f));
       const int g = i / 4, h = g / 2;
       uint8_t& byte = q[(h * 16 + r) * 4 + i % 4];
       byte = uint8_t(g % 2 == 0 ? (byte & 0xF0) | v : (byte & 0x0F) | (v << 4));

@@ -437,6 +437,16 @@ inline void kern_quant(const QuantActs& a, int64_t m0, const PackedWeight& W, in
     #pragma GCC unroll 16
     for (int pp = 0; pp < P; ++pp) f[i][pp] = _mm512_setzero_ps();
   const __m512i lo4 = _mm512_set1_epi8(0x0F);
+  // Panel-major layout: block b of panel p is at qbase[p] + b * bb, its scales at sbase[p] + 16 b.
+  const int64_t bb = quant::block_bytes(W.format);
+  const uint8_t* qbase[P];
+  const uint16_t* sbase[P];
+  #pragma GCC unroll 16
+  for (int pp = 0; pp < P; ++pp) {
+    qbase[pp] = quant::quants(W, p0 + pp, 0);
+    sbase[pp] = quant::scales(W, p0 + pp, 0);
+  }
+  const int64_t pf = P * a.nb * bb;  // the same block of the panels processed next
   for (int64_t b = 0; b < a.nb; ++b) {
     __m512i s[MR][P];
     #pragma GCC unroll 16
@@ -445,13 +455,11 @@ inline void kern_quant(const QuantActs& a, int64_t m0, const PackedWeight& W, in
       for (int pp = 0; pp < P; ++pp) s[i][pp] = _mm512_setzero_si512();
     const uint8_t* q[P];
     #pragma GCC unroll 16
-    for (int pp = 0; pp < P; ++pp) q[pp] = quant::quants(W, p0 + pp, b);
+    for (int pp = 0; pp < P; ++pp) q[pp] = qbase[pp] + b * bb;
     const int8_t* ab = a.q + m0 * a.kp + b * kQuantBlock;
-    // Prefetch the same block of the panels processed next (P panels ahead), and their scales.
-    const int64_t pf = P * a.nb * quant::block_bytes(W.format);
     #pragma GCC unroll 16
     for (int pp = 0; pp < P; ++pp)
-      _mm_prefetch(reinterpret_cast<const char*>(quant::scales(W, p0 + pp, b) + P * a.nb * kQuantPanel), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(sbase[pp] + (b + P * a.nb) * kQuantPanel), _MM_HINT_T0);
     if constexpr (!Q4) {
       #pragma GCC unroll 16
       for (int g = 0; g < 8; ++g) {
@@ -498,7 +506,7 @@ inline void kern_quant(const QuantActs& a, int64_t m0, const PackedWeight& W, in
     __m512 dw[P];
     #pragma GCC unroll 16
     for (int pp = 0; pp < P; ++pp)
-      dw[pp] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(quant::scales(W, p0 + pp, b))));
+      dw[pp] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sbase[pp] + b * kQuantPanel)));
     #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const __m512 e = _mm512_set1_ps(a.e[(m0 + i) * a.nb + b]), d = _mm512_set1_ps(a.d[(m0 + i) * a.nb + b]);
