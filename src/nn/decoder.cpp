@@ -75,9 +75,7 @@ void Decoder::forward(float* h, int64_t n, const float* cos, const float* sin, K
     L.in_norm(h, n, x.data());
     float* kc = cache.k(li, pos0);
     float* vc = cache.v(li, pos0);
-    L.q(x.data(), n, q.data());
-    L.k(x.data(), n, kc);
-    L.v(x.data(), n, vc);
+    run_linears(x.data(), n, {{&L.q, q.data()}, {&L.k, kc}, {&L.v, vc}});
     if (cfg.qk_norm) {
       L.q_norm(q.data(), n * cfg.heads, q.data());
       L.k_norm(kc, n * cfg.kv_heads, kc);
@@ -103,8 +101,7 @@ void Decoder::forward(float* h, int64_t n, const float* cos, const float* sin, K
     L.o(att.data(), n, x.data());
     ops::add(h, x.data(), n * D);
     L.post_norm(h, n, x.data());
-    L.gate(x.data(), n, g.data());
-    L.up(x.data(), n, u.data());
+    run_linears(x.data(), n, {{&L.gate, g.data()}, {&L.up, u.data()}});
     ops::silu_mul(g.data(), u.data(), n, I, I, g.data());
     L.down(g.data(), n, x.data());
     ops::add(h, x.data(), n * D);

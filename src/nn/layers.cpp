@@ -26,6 +26,21 @@ Expected<Linear> Linear::bind(const WeightStore& ws, const std::string& prefix, 
   return l;
 }
 
+void run_linears(const float* x, int64_t M, std::initializer_list<std::pair<const Linear*, float*>> layers) {
+  ops::LinearJob jobs[8];
+  int n = 0;
+  int64_t in = -1;
+  for (const auto& [l, y] : layers) {
+    if (n == 8 || (in >= 0 && l->in != in)) {  // not one group: plain calls
+      for (const auto& [l2, y2] : layers) (*l2)(x, M, y2);
+      return;
+    }
+    in = l->in;
+    jobs[n++] = ops::LinearJob{l->packed.get(), &l->w, l->b.data ? &l->b : nullptr, y};
+  }
+  ops::linear_group(x, M, in, jobs, n);
+}
+
 Expected<Norm> Norm::bind(const WeightStore& ws, const std::string& prefix, Kind kind, int64_t dim, float eps) {
   Norm n;
   n.kind = kind;

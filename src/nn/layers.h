@@ -35,6 +35,10 @@ struct Linear {
   size_t weight_bytes() const { return (packed ? packed->bytes() : w.nbytes()) + b.nbytes(); }
 };
 
+// Several Linear layers on the same input (q/k/v, gate/up) in one parallel region; each output is
+// what the layer's own call would give.
+void run_linears(const float* x, int64_t M, std::initializer_list<std::pair<const Linear*, float*>> layers);
+
 struct Norm {
   enum class Kind { RMS, Layer };
   Kind kind = Kind::RMS;

@@ -14,6 +14,10 @@ void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const T
   cpu::linear(x, M, K, W, b, y);
 }
 
+void linear_group(const float* x, int64_t M, int64_t K, const LinearJob* jobs, int n_jobs) {
+  cpu::linear_group(x, M, K, jobs, n_jobs);
+}
+
 void rmsnorm(const float* x, int64_t rows, int64_t dim, const TensorView& w, float eps, float* y) {
   parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
     cpu::kernels().rmsnorm(x + r0 * dim, r1 - r0, dim, w, eps, y + r0 * dim);

@@ -54,6 +54,17 @@ std::shared_ptr<PackedWeight> pack_weight(const TensorView& W, LinearFormat f);
 // y[M, N] = x[M, K] · Wᵀ (+ b) in W's format.
 void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const TensorView* b, float* y);
 
+// Several linear layers reading the same x (q/k/v, gate/up) in one parallel region, with the
+// activations converted once: each y_j equals what linear() gives for it. Each job has either a
+// packed weight or a native view (packed == nullptr); all jobs must share one format.
+struct LinearJob {
+  const PackedWeight* packed = nullptr;
+  const TensorView* w = nullptr;
+  const TensorView* b = nullptr;
+  float* y = nullptr;
+};
+void linear_group(const float* x, int64_t M, int64_t K, const LinearJob* jobs, int n_jobs);
+
 // y[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) * w.   x, y: [rows, dim]; w: [dim]. y may alias x.
 void rmsnorm(const float* x, int64_t rows, int64_t dim, const TensorView& w, float eps, float* y);
 

@@ -80,6 +80,42 @@ TEST_P(KernelSets, PackedFormatsMatchTheirReference) {
   }
 }
 
+TEST_P(KernelSets, LinearGroupEqualsSeparateCalls) {
+  for (int64_t M : {1, 3, 7}) {
+    const int64_t K = 100;
+    const int64_t Ns[] = {64, 37, 16};
+    auto x = randv(size_t(M * K), 30);
+    std::vector<std::vector<uint16_t>> w;
+    std::vector<std::vector<float>> bias;
+    for (int j = 0; j < 3; ++j) {
+      auto f = randv(size_t(Ns[j] * K), 31 + uint32_t(j), 0.05f);
+      w.emplace_back(f.size());
+      for (size_t i = 0; i < f.size(); ++i) w.back()[i] = f32_to_bf16(f[i]);
+      bias.push_back(randv(size_t(Ns[j]), 40 + uint32_t(j)));
+    }
+    for (LinearFormat f : {LinearFormat::Native, LinearFormat::BF16, LinearFormat::Q8, LinearFormat::Q4}) {
+      std::vector<TensorView> views, bviews;
+      std::vector<std::shared_ptr<PackedWeight>> packed;
+      for (int j = 0; j < 3; ++j) {
+        views.emplace_back(DType::BF16, w[size_t(j)].data(), std::initializer_list<int64_t>{Ns[j], K});
+        bviews.emplace_back(DType::F32, bias[size_t(j)].data(), std::initializer_list<int64_t>{Ns[j]});
+        packed.push_back(pack_weight(views.back(), f));
+      }
+      std::vector<std::vector<float>> y(3), ys(3);
+      LinearJob jobs[3];
+      for (int j = 0; j < 3; ++j) {
+        y[size_t(j)].assign(size_t(M * Ns[j]), 0.0f);
+        ys[size_t(j)].assign(size_t(M * Ns[j]), 0.0f);
+        jobs[j] = LinearJob{f == LinearFormat::Native ? nullptr : packed[size_t(j)].get(), &views[size_t(j)],
+                            j == 1 ? nullptr : &bviews[size_t(j)], y[size_t(j)].data()};
+        linear(x.data(), M, K, *packed[size_t(j)], j == 1 ? nullptr : &bviews[size_t(j)], ys[size_t(j)].data());
+      }
+      linear_group(x.data(), M, K, jobs, 3);
+      for (int j = 0; j < 3; ++j) EXPECT_EQ(y[size_t(j)], ys[size_t(j)]) << linear_format_name(f) << " job " << j;
+    }
+  }
+}
+
 TEST_P(KernelSets, AttentionMatchesReference) {
   struct Case {
     int64_t n_q, n_kv;

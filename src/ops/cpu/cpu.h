@@ -12,6 +12,7 @@ namespace vlm::ops::cpu {
 
 void linear(const float* x, int64_t M, int64_t K, const TensorView& W, const TensorView* b, float* y);
 void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const TensorView* b, float* y);
+void linear_group(const float* x, int64_t M, int64_t K, const LinearJob* jobs, int n_jobs);
 void attention(const AttnArgs& a);
 
 // Activations of one linear() call prepared for the int8 kernels (see ref::quantize_activations):

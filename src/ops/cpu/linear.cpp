@@ -176,4 +176,76 @@ void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const T
   });
 }
 
+void linear_group(const float* x, int64_t M, int64_t K, const LinearJob* jobs, int n_jobs) {
+  if (n_jobs <= 0) return;
+  const LinearFormat f = jobs[0].packed ? jobs[0].packed->format : LinearFormat::Native;
+  bool same = true;
+  for (int j = 0; j < n_jobs; ++j) {
+    const LinearFormat fj = jobs[j].packed ? jobs[j].packed->format : LinearFormat::Native;
+    same = same && fj == f && (jobs[j].packed || jobs[j].w);
+  }
+  if (!same || n_jobs == 1) {  // nothing to share: one call per layer
+    for (int j = 0; j < n_jobs; ++j) {
+      if (jobs[j].packed)
+        cpu::linear(x, M, K, *jobs[j].packed, jobs[j].b, jobs[j].y);
+      else
+        cpu::linear(x, M, K, *jobs[j].w, jobs[j].b, jobs[j].y);
+    }
+    return;
+  }
+  // Work units: rows of W for native/bf16, panels of 16 rows for q8/q4; unit u of the group is
+  // unit u - start[j] of job j.
+  const bool quant = f == LinearFormat::Q8 || f == LinearFormat::Q4;
+  std::vector<int64_t> start(static_cast<size_t>(n_jobs) + 1, 0), N(static_cast<size_t>(n_jobs));
+  std::vector<std::vector<float>> bias(static_cast<size_t>(n_jobs));
+  for (int j = 0; j < n_jobs; ++j) {
+    const LinearJob& jb = jobs[j];
+    N[size_t(j)] = jb.packed ? jb.packed->n : jb.w->dim(0);
+    const int64_t kk = jb.packed ? jb.packed->k : jb.w->dim(1);
+    VLM_CHECK(kk == K, "linear_group: job %d has K=%lld, expected %lld", j, (long long)kk, (long long)K);
+    bias[size_t(j)] = bias_f32(jb.b, N[size_t(j)]);
+    const int64_t units = quant ? quant::panels(*jb.packed) : N[size_t(j)];
+    start[size_t(j) + 1] = start[size_t(j)] + units;
+  }
+  const Kernels& kk = kernels();
+  Buffer xb, qb, db, eb;
+  QuantActs qa;
+  int64_t ldx = 0;
+  if (f == LinearFormat::BF16) {
+    ldx = (K + 31) / 32 * 32;
+    const int64_t Mp = (M + 15) / 16 * 16;
+    xb = Buffer(size_t(Mp * ldx * 2));
+    uint16_t* xp = xb.as<uint16_t>();
+    std::fill(xp + M * ldx, xp + Mp * ldx, uint16_t(0));
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t k = 0; k < K; ++k) xp[m * ldx + k] = f32_to_bf16(x[m * K + k]);
+      for (int64_t k = K; k < ldx; ++k) xp[m * ldx + k] = 0;
+    }
+  } else if (quant) {
+    const int64_t kp = jobs[0].packed->kp, nb = kp / kQuantBlock;
+    qb = Buffer(size_t(M * kp));
+    db = Buffer(size_t(M * nb * 4));
+    eb = Buffer(size_t(M * nb * 4));
+    kk.quantize_rows(x, M, K, kp, f == LinearFormat::Q8 ? 128 : 8, qb.as<int8_t>(), db.as<float>(), eb.as<float>());
+    qa = QuantActs{qb.as<int8_t>(), db.as<float>(), eb.as<float>(), kp, nb};
+  }
+  const int64_t grain = quant ? (M <= 4 ? 1 : 4) : grain_for(M);
+  parallel_for(start.back(), grain, [&](int64_t u0, int64_t u1) {
+    for (int j = 0; j < n_jobs; ++j) {
+      const int64_t a = std::max(u0, start[size_t(j)]) - start[size_t(j)];
+      const int64_t b = std::min(u1, start[size_t(j) + 1]) - start[size_t(j)];
+      if (a >= b) continue;
+      const LinearJob& jb = jobs[j];
+      const float* bp = jb.b ? bias[size_t(j)].data() : nullptr;
+      const int64_t Nj = N[size_t(j)];
+      if (quant)
+        kk.gemm_quant(qa, M, *jb.packed, a * kQuantPanel, std::min(Nj, b * kQuantPanel), bp, jb.y, Nj);
+      else if (f == LinearFormat::BF16)
+        kk.gemm_bf16(xb.as<uint16_t>(), ldx, M, K, jb.packed->view.as<uint16_t>(), a, b, bp, jb.y, Nj);
+      else
+        kk.gemm_f32(x, M, K, jb.packed ? jb.packed->view : *jb.w, a, b, bp, jb.y, Nj);
+    }
+  });
+}
+
 }  // namespace vlm::ops::cpu
