@@ -6,7 +6,8 @@
 Each RUN.json holds one `vlm bench --json` object (one weight format). REF.json, if given, is a
 list of {"label": ..., "metric": ..., "value": ...} rows measured in the same session (for example
 llama.cpp kernel timings) drawn as grey bars next to vlm's. Panels: decode tok/s (with the limit
-the probed read bandwidth allows, as a tick), prefill tok/s, ViT encode seconds. Standard library
+the probed read bandwidth allows, as a tick), prefill tok/s, ViT encode seconds, and rows with
+metric "speedup" (vlm kernel vs a reference kernel on the same shape). Standard library
 only, so it runs wherever the project builds.
 """
 import json
@@ -17,6 +18,7 @@ PANELS = [
     ("decode_tok_s", "decode (tok/s, higher is better)", 1.0),
     ("prefill_tok_s", "prefill (tok/s, higher is better)", 1.0),
     ("vit_encode_ms", "ViT encode (s, lower is better)", 1e-3),
+    ("speedup", "kernel speed-up over ggml, same shapes and run (x, higher is better)", 1.0),
 ]
 COLORS = {"native": "#1f77b4", "bf16": "#2ca02c", "q8": "#ff7f0e", "q4": "#d62728"}
 
@@ -50,6 +52,7 @@ def main(argv):
         for x in ref:
             if x.get("metric") == key:
                 rows.append((p, x["label"], x["value"] * scale, "#999999", None))
+    label_w = max(label_w, 20 + int(6.6 * max((len(r[1]) for r in rows), default=0)))
     y = 40
     parts = []
     for p, (key, heading, _) in enumerate(PANELS):
