@@ -60,7 +60,7 @@ void VitBlock::forward(const VitBlockConfig& c, float* x, int64_t N, const float
     }
     down(g.data(), N, y.data());
   } else {
-    std::vector<float> h(size_t(N * M));
+    std::vector<float> h(static_cast<size_t>(N * M));
     fc1(y.data(), N, h.data());
     ops::activate(c.act, h.data(), N * M);
     fc2(h.data(), N, y.data());
