@@ -115,16 +115,8 @@ class QwenVL final : public Model {
       p.second_per_grid_ts.push_back(double(pre_.temporal_patch) / (v->fps > 0 ? v->fps : 2.0));
     }
     // Expand each placeholder into one token per merged 2x2 patch group.
-    const int64_t mm = int64_t(cfg_.vision.merge) * cfg_.vision.merge;
-    size_t gi = 0, gv = 0;
-    for (int32_t id : ids) {
-      if (id == cfg_.image_token || id == cfg_.video_token) {
-        const Grid& g = id == cfg_.image_token ? p.images.grids[gi++] : p.videos.grids[gv++];
-        p.ids.insert(p.ids.end(), size_t(g[0] * g[1] * g[2] / mm), id);
-      } else {
-        p.ids.push_back(id);
-      }
-    }
+    p.ids = expand_placeholders(ids, cfg_.image_token, cfg_.video_token, p.images.grids, p.videos.grids,
+                                cfg_.vision.merge);
     RopeIndexArgs ra;
     ra.image_token = cfg_.image_token;
     ra.video_token = cfg_.video_token;

@@ -157,16 +157,8 @@ class Qwen3VL final : public Model {
     if (size_t(n_img) != imgs.size() || size_t(n_vid) != frame_grids.size())
       return make_error("the prompt has ", n_img, " image and ", n_vid, " video-frame placeholders, but ",
                         imgs.size(), " images and ", frame_grids.size(), " video frame groups were given");
-    const int64_t mm = int64_t(cfg_.vision.merge) * cfg_.vision.merge;
-    size_t gi = 0, gv = 0;
-    for (int32_t id : ids) {
-      if (id == cfg_.image_token || id == cfg_.video_token) {
-        const Grid& g = id == cfg_.image_token ? p.images.grids[gi++] : frame_grids[gv++];
-        p.ids.insert(p.ids.end(), size_t(g[0] * g[1] * g[2] / mm), id);
-      } else {
-        p.ids.push_back(id);
-      }
-    }
+    p.ids = expand_placeholders(ids, cfg_.image_token, cfg_.video_token, p.images.grids, frame_grids,
+                                cfg_.vision.merge);
     RopeIndexArgs ra;
     ra.image_token = cfg_.image_token;
     ra.video_token = cfg_.video_token;

@@ -58,6 +58,25 @@ Expected<int64_t> qwen_rope_index(const std::vector<int32_t>& ids, const RopeInd
   return maxp + 1 - L;
 }
 
+std::vector<int32_t> expand_placeholders(const std::vector<int32_t>& ids, int32_t image_token, int32_t video_token,
+                                         const std::vector<Grid>& image_grids, const std::vector<Grid>& video_grids,
+                                         int merge) {
+  const int64_t mm = int64_t(merge) * merge;
+  std::vector<int32_t> out;
+  size_t gi = 0, gv = 0;
+  for (int32_t id : ids) {
+    if (id == image_token || id == video_token) {
+      const bool img = id == image_token;
+      VLM_CHECK(img ? gi < image_grids.size() : gv < video_grids.size(), "more placeholders than grids");
+      const Grid& g = img ? image_grids[gi++] : video_grids[gv++];
+      out.insert(out.end(), size_t(g[0] * g[1] * g[2] / mm), id);
+    } else {
+      out.push_back(id);
+    }
+  }
+  return out;
+}
+
 void mrope_tables(const std::array<int64_t, 3>* pos, int64_t n, int head_dim, double theta,
                   const std::array<int, 3>& section, bool interleaved, std::vector<float>* cos,
                   std::vector<float>* sin) {

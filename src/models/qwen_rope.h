@@ -25,6 +25,12 @@ struct RopeIndexArgs {
 Expected<int64_t> qwen_rope_index(const std::vector<int32_t>& ids, const RopeIndexArgs& a,
                                   std::vector<std::array<int64_t, 3>>* pos);
 
+// Each image/video placeholder id becomes t·h·w/merge² copies of itself, taking the grids in order
+// (one per image, one per video block). Callers have checked the counts agree.
+std::vector<int32_t> expand_placeholders(const std::vector<int32_t>& ids, int32_t image_token, int32_t video_token,
+                                         const std::vector<Grid>& image_grids, const std::vector<Grid>& video_grids,
+                                         int merge);
+
 // cos/sin [n, head_dim] for tokens with M-RoPE positions. section = (s_t, s_h, s_w) frequency
 // slots (sum = head_dim/2); interleaved = Qwen3-VL's THWTHW… slot assignment.
 void mrope_tables(const std::array<int64_t, 3>* pos, int64_t n, int head_dim, double theta,
