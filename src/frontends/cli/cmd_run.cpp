@@ -113,6 +113,7 @@ int do_run(const RunArgs& a) {
     return true;
   });
   std::printf("\n");
+  std::fflush(stdout);  // the answer line before any stats or errors on stderr
   if (!res.ok()) {
     std::fprintf(stderr, "vlm: %s\n", res.error().message.c_str());
     return 1;
