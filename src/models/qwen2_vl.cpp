@@ -241,17 +241,8 @@ class QwenVL final : public Model {
 
     // (row, col) of every patch in merge-window order, and frame segments.
     std::vector<std::pair<int, int>> rc;
-    rc.reserve(size_t(N));
-    std::vector<int32_t> cu_full{0};
-    for (const Grid& g : px.grids) {
-      for (int64_t t = 0; t < g[0]; ++t) {
-        for (int64_t bh = 0; bh < g[1] / V.merge; ++bh)
-          for (int64_t bw = 0; bw < g[2] / V.merge; ++bw)
-            for (int i = 0; i < V.merge; ++i)
-              for (int j = 0; j < V.merge; ++j) rc.emplace_back(int(bh * V.merge + i), int(bw * V.merge + j));
-        cu_full.push_back(cu_full.back() + int32_t(g[1] * g[2]));
-      }
-    }
+    std::vector<int32_t> cu_full;
+    vision_patch_layout(px.grids, V.merge, &rc, &cu_full);
     std::vector<float> cos, sin;
     nn::vision_rope_tables(rc, int(hd), 10000.0f, &cos, &sin);
 

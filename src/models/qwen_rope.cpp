@@ -77,6 +77,20 @@ std::vector<int32_t> expand_placeholders(const std::vector<int32_t>& ids, int32_
   return out;
 }
 
+void vision_patch_layout(const std::vector<Grid>& grids, int merge, std::vector<std::pair<int, int>>* rc,
+                         std::vector<int32_t>* cu) {
+  rc->clear();
+  cu->assign(1, 0);
+  for (const Grid& g : grids)
+    for (int64_t t = 0; t < g[0]; ++t) {
+      for (int64_t bh = 0; bh < g[1] / merge; ++bh)
+        for (int64_t bw = 0; bw < g[2] / merge; ++bw)
+          for (int i = 0; i < merge; ++i)
+            for (int j = 0; j < merge; ++j) rc->emplace_back(int(bh * merge + i), int(bw * merge + j));
+      cu->push_back(cu->back() + int32_t(g[1] * g[2]));
+    }
+}
+
 void mrope_tables(const std::array<int64_t, 3>* pos, int64_t n, int head_dim, double theta,
                   const std::array<int, 3>& section, bool interleaved, std::vector<float>* cos,
                   std::vector<float>* sin) {

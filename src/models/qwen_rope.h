@@ -2,6 +2,7 @@
 // (get_rope_index) and the cos/sin tables built from them.
 #pragma once
 #include <array>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -30,6 +31,11 @@ Expected<int64_t> qwen_rope_index(const std::vector<int32_t>& ids, const RopeInd
 std::vector<int32_t> expand_placeholders(const std::vector<int32_t>& ids, int32_t image_token, int32_t video_token,
                                          const std::vector<Grid>& image_grids, const std::vector<Grid>& video_grids,
                                          int merge);
+
+// Vision patch rows in merge-window order (QWEN_PREPROCESSING §5.2): the (row, col) of every
+// patch, for the 2-D rope, and the attention segments — one per temporal group of each grid.
+void vision_patch_layout(const std::vector<Grid>& grids, int merge, std::vector<std::pair<int, int>>* rc,
+                         std::vector<int32_t>* cu_seqlens);
 
 // cos/sin [n, head_dim] for tokens with M-RoPE positions. section = (s_t, s_h, s_w) frequency
 // slots (sum = head_dim/2); interleaved = Qwen3-VL's THWTHW… slot assignment.
