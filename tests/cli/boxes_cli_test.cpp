@@ -1,6 +1,8 @@
 // `vlm boxes` end to end: the built binary on the bundled fixtures (no
 // weights are read, only config.json and preprocessor_config.json).
 #include <gtest/gtest.h>
+
+#include "vlm_cli.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,44 +21,11 @@ const std::string kQwen25 = VLM_TESTDATA "/fixtures/qwen2_5_vl/model";
 const std::string kQwen2 = VLM_TESTDATA "/fixtures/qwen2_vl/model";
 const std::string kImage = VLM_TESTDATA "/fixtures/qwen2_vl/cases/large_image/c_320x240.png";
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("vlm_boxes_" + std::to_string(getpid()) + "_" + name)).string();
-}
-
-CliRun vlm(const std::vector<std::string>& args, const std::string& stdin_text = "") {
-  const std::string out = temp_path("out"), err = temp_path("err"), in = temp_path("in");
-  std::ofstream(in, std::ios::binary) << stdin_text;
-  std::string cmd = quote(VLM_BINARY);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " <" + quote(in) + " >" + quote(out) + " 2>" + quote(err);
-  CliRun r;
-  const int status = std::system(cmd.c_str());
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  std::filesystem::remove(out);
-  std::filesystem::remove(err);
-  std::filesystem::remove(in);
-  return r;
-}
+using vlm::testing::CliRun;
+using vlm::testing::quote;
+using vlm::testing::slurp;
+using vlm::testing::temp_path;
+using vlm::testing::vlm;
 
 // Qwen2.5-VL fixture: 320x240 -> 308x252 (round(320/28)=11, round(240/28)=9),
 // so x*320/308 and y*240/252:

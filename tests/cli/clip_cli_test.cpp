@@ -1,6 +1,8 @@
 // `vlm embed / classify / index / search` end to end: the built binary on the
 // CLIP and SigLIP fixtures.
 #include <gtest/gtest.h>
+
+#include "vlm_cli.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,42 +26,11 @@ const std::vector<std::string> kImages = {"a_84x56.png", "b_100x60.png", "c_320x
 const std::vector<std::string> kTexts = {"a photo of a cat", "A diagram.", "a red square and a green circle on a gradient",
                                          "Two dogs playing in the snow!!"};
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string temp_path(const std::string& name) {
-  return (fs::temp_directory_path() / ("vlm_clipcli_" + std::to_string(getpid()) + "_" + name)).string();
-}
-
-CliRun vlm(const std::vector<std::string>& args) {
-  const std::string out = temp_path("out"), err = temp_path("err");
-  std::string cmd = quote(VLM_BINARY);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " </dev/null >" + quote(out) + " 2>" + quote(err);
-  CliRun r;
-  const int status = std::system(cmd.c_str());
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  fs::remove(out);
-  fs::remove(err);
-  return r;
-}
+using vlm::testing::CliRun;
+using vlm::testing::quote;
+using vlm::testing::slurp;
+using vlm::testing::temp_path;
+using vlm::testing::vlm;
 
 std::vector<std::string> lines(const std::string& s) {
   std::vector<std::string> v;
