@@ -23,14 +23,8 @@ void attention_portable(const AttnArgs& a) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i = t / a.heads;
       const int h = int(t % a.heads);
-      int64_t lo = 0, hi = a.n_kv;
-      if (a.cu_seqlens) {
-        if (a.cu_seqlens[seg] > i) seg = 0;
-        while (seg + 1 < a.n_seg && a.cu_seqlens[seg + 1] <= i) ++seg;
-        lo = a.cu_seqlens[seg];
-        hi = a.cu_seqlens[seg + 1];
-      }
-      if (a.causal) hi = std::min<int64_t>(hi, a.q_pos0 + i + 1);
+      int64_t lo, hi;
+      attn_key_range(a, i, &seg, &lo, &hi);
       const float* q = a.q + i * a.q_stride + int64_t(h) * d;
       const int64_t kv_off = int64_t(h / group) * d;
       float mx = -std::numeric_limits<float>::infinity(), sum = 0;

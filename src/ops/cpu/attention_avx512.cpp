@@ -120,14 +120,8 @@ void attention_rows(const AttnArgs& a) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i = t / a.heads;
       const int h = int(t % a.heads);
-      int64_t lo = 0, hi = a.n_kv;
-      if (a.cu_seqlens) {
-        if (a.cu_seqlens[seg] > i) seg = 0;
-        while (seg + 1 < a.n_seg && a.cu_seqlens[seg + 1] <= i) ++seg;
-        lo = a.cu_seqlens[seg];
-        hi = a.cu_seqlens[seg + 1];
-      }
-      if (a.causal) hi = imin(hi, a.q_pos0 + i + 1);
+      int64_t lo, hi;
+      attn_key_range(a, i, &seg, &lo, &hi);
       float* out = a.out + i * int64_t(a.heads) * d + int64_t(h) * d;
       if (hi <= lo) {
         for (int e = 0; e < d; ++e) out[e] = 0;
@@ -204,14 +198,8 @@ void attention_avx512(const AttnArgs& a) {
       RowRange rr[kBQ];
       for (int r = 0; r < rows; ++r) {
         const int64_t i = i0 + r;
-        int64_t lo = 0, hi = a.n_kv;
-        if (a.cu_seqlens) {
-          if (a.cu_seqlens[seg] > i) seg = 0;
-          while (seg + 1 < a.n_seg && a.cu_seqlens[seg + 1] <= i) ++seg;
-          lo = a.cu_seqlens[seg];
-          hi = a.cu_seqlens[seg + 1];
-        }
-        if (a.causal) hi = imin(hi, a.q_pos0 + i + 1);
+        int64_t lo, hi;
+        attn_key_range(a, i, &seg, &lo, &hi);
         rr[r] = {lo, hi};
       }
       const int64_t g = h / (a.heads / a.kv_heads);

@@ -10,6 +10,21 @@
 
 namespace vlm::ops::cpu {
 
+// Keys [lo, hi) visible to query row i: its segment of cu_seqlens (all keys without segments),
+// cut at the causal limit. `seg` is a cursor a thread keeps across its rows; it restarts when rows
+// go backwards.
+inline void attn_key_range(const AttnArgs& a, int64_t i, int* seg, int64_t* lo, int64_t* hi) {
+  *lo = 0;
+  *hi = a.n_kv;
+  if (a.cu_seqlens) {
+    if (a.cu_seqlens[*seg] > i) *seg = 0;
+    while (*seg + 1 < a.n_seg && a.cu_seqlens[*seg + 1] <= i) ++*seg;
+    *lo = a.cu_seqlens[*seg];
+    *hi = a.cu_seqlens[*seg + 1];
+  }
+  if (a.causal && a.q_pos0 + i + 1 < *hi) *hi = a.q_pos0 + i + 1;
+}
+
 void linear(const float* x, int64_t M, int64_t K, const TensorView& W, const TensorView* b, float* y);
 void linear(const float* x, int64_t M, int64_t K, const PackedWeight& W, const TensorView* b, float* y);
 void linear_group(const float* x, int64_t M, int64_t K, const LinearJob* jobs, int n_jobs);
