@@ -1,8 +1,14 @@
 #include "core/safetensors.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+
+#include "core/threads.h"
 
 namespace vlm {
 namespace {
@@ -172,6 +178,57 @@ Expected<TensorView> WeightStore::get(const std::string& name, std::initializer_
     return make_error("tensor '", name, "' has shape ", t->shape_str(), ", expected ", want.shape_str());
   }
   return *t;
+}
+
+Status WeightStore::copy_into_memory(const std::function<void(double)>& progress) {
+  if (in_memory()) return Status::Ok();
+  // Tensors laid out back to back, each at a 64-byte boundary (what the kernels' loads assume).
+  std::vector<std::pair<TensorView*, size_t>> where;
+  size_t total = 0;
+  for (auto& [_, t] : index_) {
+    total = (total + 63) / 64 * 64;
+    where.emplace_back(&t, total);
+    total += t.nbytes();
+  }
+  Buffer mem;
+  try {
+    mem = Buffer::for_weights(total);
+  } catch (const std::bad_alloc&) {
+    return make_error("cannot allocate ", total >> 20, " MB to hold the weights in memory (try --mmap)");
+  }
+  // Copy in pieces of 8 MB, two threads' worth at a time; drop each piece's source pages from this
+  // process's mapping right away (the file stays in the page cache; nothing was written to it).
+  constexpr size_t kPiece = size_t(8) << 20;
+  struct Piece {
+    const uint8_t* src;
+    uint8_t* dst;
+    size_t n;
+  };
+  std::vector<Piece> pieces;
+  for (auto& [t, off] : where) {
+    const auto* src = static_cast<const uint8_t*>(t->data);
+    uint8_t* dst = mem.as<uint8_t>() + off;
+    for (size_t o = 0; o < t->nbytes(); o += kPiece)
+      pieces.push_back({src + o, dst + o, std::min(kPiece, t->nbytes() - o)});
+  }
+  const int64_t step = 16;
+  for (int64_t p0 = 0; p0 < int64_t(pieces.size()); p0 += step) {
+    const int64_t p1 = std::min<int64_t>(int64_t(pieces.size()), p0 + step);
+    parallel_for(p1 - p0, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = p0 + b; i < p0 + e; ++i) {
+        const Piece& pc = pieces[size_t(i)];
+        std::memcpy(pc.dst, pc.src, pc.n);
+        const uintptr_t lo = (reinterpret_cast<uintptr_t>(pc.src) + 4095) & ~uintptr_t(4095);
+        const uintptr_t hi = (reinterpret_cast<uintptr_t>(pc.src) + pc.n) & ~uintptr_t(4095);
+        if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+      }
+    });
+    if (progress) progress(double(p1) / double(pieces.size()));
+  }
+  for (auto& [t, off] : where) t->data = mem.as<uint8_t>() + off;
+  resident_ = std::move(mem);
+  files_.clear();
+  return Status::Ok();
 }
 
 size_t WeightStore::total_bytes() const {

@@ -1,5 +1,8 @@
 #include "core/tensor.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
@@ -69,6 +72,19 @@ Buffer::Buffer(size_t bytes) : n_(bytes) {
   void* p = std::aligned_alloc(64, rounded ? rounded : 64);
   if (!p) throw std::bad_alloc();
   p_.reset(p);
+}
+
+Buffer Buffer::for_weights(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t rounded = std::max<size_t>((bytes + kHuge - 1) / kHuge * kHuge, kHuge);
+  void* p = std::aligned_alloc(kHuge, rounded);
+  if (!p) throw std::bad_alloc();
+  // Advice before the first touch: the pages are then faulted in as 2 MB pages.
+  madvise(p, rounded, MADV_HUGEPAGE);
+  Buffer b;
+  b.p_.reset(p);
+  b.n_ = bytes;
+  return b;
 }
 
 void Buffer::Free::operator()(void* p) const { std::free(p); }

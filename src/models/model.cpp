@@ -55,7 +55,13 @@ Status Model::load_common(const std::string& dir, const nlohmann::json& config, 
   if (opt.progress) opt.progress(0.1, "weights");
   VLM_ASSIGN_OR_RETURN(weights_, WeightStore::open_dir(dir));
   weights_.linear_format = opt.weights;
-  if (opt.progress) {
+  // The quantised formats make their own packed copies of the linear weights; the others
+  // compute from the checkpoint's tensors, which then should sit in huge pages.
+  if (!opt.mmap && (opt.weights == "native" || opt.weights == "bf16")) {
+    std::function<void(double)> report;
+    if (opt.progress) report = [&](double f) { opt.progress(0.1 + 0.9 * f, "weights"); };
+    VLM_TRY_STATUS(weights_.copy_into_memory(report));
+  } else if (opt.progress) {
     // Read the mapped weights in now, so a cold multi-GB checkpoint shows its progress here
     // instead of stalling the first request; one byte per page is enough to fault it in.
     const double total = double(std::max<size_t>(weights_.total_bytes(), 1));

@@ -76,6 +76,9 @@ struct LoadOptions {
   // Format linear-layer weights are computed in: "native" (as stored: bf16/f16/f32),
   // "q8" or "q4" (block-quantised at load). Passed to the WeightStore before binding.
   std::string weights = "native";
+  // Compute straight from the mapped checkpoint instead of copying native/bf16 weights into
+  // 2 MB pages at load: loads faster and shares the page cache, decodes ~7 % slower.
+  bool mmap = false;
   LoadProgress progress = nullptr;
 };
 

@@ -1,7 +1,5 @@
 // Weight formats and their load-time packing (the format definition: the
 // kernels and the scalar reference both read what is written here).
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -68,14 +66,6 @@ inline float round_even(float v) {
   return v >= 0 ? (v + magic) - magic : (v - magic) + magic;
 }
 
-// Streamed weights in 2 MB pages where the kernel allows it (transparent huge pages in madvise
-// mode): fewer TLB misses while decode reads them end to end.
-void advise_huge_pages(const Buffer& b) {
-  const uintptr_t lo = (reinterpret_cast<uintptr_t>(b.data()) + (2u << 20) - 1) & ~uintptr_t((2u << 20) - 1);
-  const uintptr_t hi = (reinterpret_cast<uintptr_t>(b.data()) + b.size()) & ~uintptr_t((2u << 20) - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
-}
-
 // Quantises one block of 32 weights (row r of the panel) into the panel block.
 void quantize_block(LinearFormat f, const float* w, int r, uint8_t* q, uint16_t* s) {
   float amax = 0, vmax = 0;
@@ -125,8 +115,7 @@ std::shared_ptr<PackedWeight> pack_weight(const TensorView& W, LinearFormat f) {
       p->view = W;
       return p;
     }
-    p->data = Buffer(size_t(N * K * 2));
-    advise_huge_pages(p->data);
+    p->data = Buffer::for_weights(size_t(N * K * 2));
     uint16_t* d = p->data.as<uint16_t>();
     parallel_for(N, 64, [&](int64_t n0, int64_t n1) {
       for (int64_t i = n0 * K; i < n1 * K; ++i) d[i] = f32_to_bf16(ref::weight_at(W, i));
@@ -137,8 +126,7 @@ std::shared_ptr<PackedWeight> pack_weight(const TensorView& W, LinearFormat f) {
   p->kp = (K + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
   const int64_t nb = p->kp / kQuantBlock, np = quant::panels(*p);
   const int64_t bytes = np * nb * (quant::block_bytes(f) + kQuantPanel * 2);
-  p->data = Buffer(size_t(bytes));
-  advise_huge_pages(p->data);
+  p->data = Buffer::for_weights(size_t(bytes));
   std::memset(p->data.data(), 0, size_t(bytes));
   parallel_for(np, 1, [&](int64_t p0, int64_t p1) {
     float w[32];

@@ -78,6 +78,24 @@ TEST(Cli, RunAnswersOnTheBundledModel) {
   EXPECT_NE(r.out.find(" suitability suitability suitability"), std::string::npos) << r.out;
 }
 
+TEST(Cli, RunLoadOptions) {
+  const std::string base = "run --model " + kQwen + " --image " + kData +
+                           "/fixtures/qwen2_vl/cases/single_image/a_84x56.png --max-tokens 12 --temperature 0";
+  // Native weights copied into memory (the default) and computed from the mapping give the same
+  // bits, so the same greedy text.
+  Result copied = run(base);
+  Result mapped = run(base + " --mmap");
+  ASSERT_EQ(copied.code, 0) << copied.out;
+  ASSERT_EQ(mapped.code, 0) << mapped.out;
+  EXPECT_NE(mapped.out.find(" suitability suitability suitability"), std::string::npos) << mapped.out;
+  // A quantised format loads and answers (its text may differ from the exact path's).
+  Result q8 = run(base + " --weights q8");
+  EXPECT_EQ(q8.code, 0) << q8.out;
+  Result bad = run(base + " --weights fp8");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--weights must be native, bf16, q8 or q4"), std::string::npos) << bad.out;
+}
+
 TEST(Cli, BadInputGivesAClearErrorAndExitStatus) {
   Result r = run("run --model " + kQwen + " --image /nonexistent.png");
   EXPECT_EQ(r.code, 2) << r.out;

@@ -88,6 +88,35 @@ TEST(WeightStore, ShapeAndNameChecks) {
   EXPECT_FALSE(ws->get("model.does_not_exist", {1}).ok());
 }
 
+TEST(WeightStore, CopyIntoMemoryKeepsEveryTensorBitExact) {
+  const std::string dir = std::string(VLM_TESTDATA) + "/fixtures/qwen2_vl/model";
+  auto mapped = WeightStore::open_dir(dir);
+  auto copied = WeightStore::open_dir(dir);
+  ASSERT_TRUE(mapped.ok() && copied.ok());
+  std::vector<double> seen;
+  ASSERT_TRUE(copied->copy_into_memory([&](double f) { seen.push_back(f); }).ok());
+  EXPECT_TRUE(copied->in_memory());
+  EXPECT_FALSE(mapped->in_memory());
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), 1.0);
+  // Move the store (as the loader does): views must keep pointing at the copy.
+  WeightStore moved = std::move(copied.value());
+  ASSERT_EQ(moved.names(), mapped->names());
+  for (const std::string& name : mapped->names()) {
+    const TensorView* a = mapped->find(name);
+    const TensorView* b = moved.find(name);
+    ASSERT_NE(b, nullptr);
+    EXPECT_NE(a->data, b->data) << name;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b->data) % 64, 0u) << name;
+    EXPECT_EQ(a->dtype, b->dtype);
+    EXPECT_EQ(a->shape_str(), b->shape_str());
+    ASSERT_EQ(a->nbytes(), b->nbytes());
+    EXPECT_EQ(std::memcmp(a->data, b->data, a->nbytes()), 0) << name;
+  }
+  // A second call is a no-op.
+  EXPECT_TRUE(moved.copy_into_memory().ok());
+}
+
 TEST(Threads, ParallelForCoversRangeOnce) {
   std::vector<int> hits(1000, 0);
   parallel_for(1000, 7, [&](int64_t b, int64_t e) {

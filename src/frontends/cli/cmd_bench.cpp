@@ -28,7 +28,8 @@ using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
 struct BenchArgs {
-  std::string model, image, weights = "native";
+  LoadArgs load;
+  std::string model, image;
   int64_t prompt_tokens = -1, gen_tokens = 32, threads = 0, repeat = 3;
   bool probe = false, json = false, accuracy = false;
   size_t probe_mb = 1024;
@@ -128,9 +129,9 @@ int do_bench(const BenchArgs& a) {
   // Argument checks first: a bad argument costs no model load.
   if (a.model.empty()) return fail("--model DIR is required");
   if (!std::filesystem::is_directory(a.model)) return fail("--model: '" + a.model + "' is not a folder");
+  if (std::string e = check_load_args(a.load); !e.empty()) return fail(e);
   ops::LinearFormat fmt;
-  if (!ops::parse_linear_format(a.weights, &fmt))
-    return fail("--weights must be native, bf16, q8 or q4 (got '" + a.weights + "')");
+  ops::parse_linear_format(a.load.weights, &fmt);
   if (a.gen_tokens < 1 || a.gen_tokens > 100000) return fail("--gen-tokens must be in 1..100000");
   if (a.prompt_tokens < -1 || a.prompt_tokens > 1000000) return fail("--prompt-tokens must be in 0..1000000");
   if (a.repeat < 1 || a.repeat > 1000) return fail("--repeat must be in 1..1000");
@@ -158,7 +159,8 @@ int do_bench(const BenchArgs& a) {
 
   auto t0 = Clock::now();
   models::LoadOptions lo;
-  lo.weights = a.weights;
+  lo.weights = a.load.weights;
+  lo.mmap = a.load.mmap;
   auto loaded = models::load_model(a.model, lo);
   if (!loaded.ok()) {
     std::fprintf(stderr, "vlm bench: %s\n", loaded.error().message.c_str());
@@ -178,7 +180,7 @@ int do_bench(const BenchArgs& a) {
   content.push_back({{"type", "text"}, {"text", text}});
   const nlohmann::json messages = nlohmann::json::array({{{"role", "user"}, {"content", content}}});
 
-  auto bytes = decode_weight_bytes(a.model, a.weights);
+  auto bytes = decode_weight_bytes(a.model, a.load.weights);
   const double weight_bytes = bytes.ok() ? *bytes : NAN;
   Stat pre_ms, vit_ms, prefill_ms, prefill_tps, decode_tps, probe_gbs, kv_bytes;
   int64_t prompt_len = 0, image_tokens = 0;
@@ -258,7 +260,8 @@ int do_bench(const BenchArgs& a) {
   const double rss_mb = peak_rss_kb / 1024;
   nlohmann::ordered_json j;
   j["model"] = a.model;
-  j["weights"] = a.weights;
+  j["weights"] = a.load.weights;
+  j["mmap"] = a.load.mmap;
   j["kernels"] = nullptr;
   j["threads"] = num_threads();
   j["image"] = image_desc;
@@ -294,7 +297,7 @@ int do_bench(const BenchArgs& a) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("model            %s (%s weights, %d threads)\n", a.model.c_str(), a.weights.c_str(), num_threads());
+  std::printf("model            %s (%s weights, %d threads)\n", a.model.c_str(), a.load.weights.c_str(), num_threads());
   std::printf("prompt           %lld tokens (%lld image tokens, image %s), %lld generated, %lld repeats\n",
               (long long)prompt_len, (long long)image_tokens, image_desc.c_str(), (long long)a.gen_tokens,
               (long long)a.repeat);
@@ -323,7 +326,7 @@ void add_bench(CLI::App& app) {
   c->add_option("--prompt-tokens", a->prompt_tokens, "Text prompt length in tokens (default: a short prompt)");
   c->add_option("--gen-tokens", a->gen_tokens, "Tokens decoded per repeat (default 32)");
   c->add_option("--threads", a->threads, "Worker threads (default: all cores)");
-  c->add_option("--weights", a->weights, "Linear-layer weight format: native, bf16, q8, q4 (default native)");
+  add_load_options(c, &a->load);
   c->add_option("--repeat", a->repeat, "Repeats; each figure is reported as median and best (default 3)");
   c->add_flag("--probe", a->probe, "Measure read bandwidth right before each decode and report the decode limit");
   c->add_option("--probe-mb", a->probe_mb, "Size of the bandwidth probe's buffer; keep it well above the last-level cache (default 1024)");

@@ -25,7 +25,7 @@ int do_check(const CheckArgs& a) {
     }
     dual = std::move(d.value());
   } else {
-    model = load_or_report(a.model, /*quiet=*/true);
+    model = load_or_report(a.model, LoadArgs{}, /*quiet=*/true);
     if (!model) return 2;
   }
   runtime::CheckOptions opt;

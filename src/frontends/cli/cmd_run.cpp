@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "frontends/cli/commands.h"
+#include "ops/ops.h"
 #include "runtime/engine.h"
 #include "runtime/grounding.h"
 #include "vision/draw.h"
@@ -16,6 +17,7 @@ namespace {
 int g_exit = 0;
 
 struct RunArgs {
+  LoadArgs load;
   std::string model, prompt = "Describe this image.", system;
   std::vector<std::string> images, videos;
   double fps = 2.0;
@@ -41,7 +43,11 @@ void load_progress(double f, const char* what) {
 }
 
 int do_run(const RunArgs& a) {
-  auto model = load_or_report(a.model);
+  if (std::string e = check_load_args(a.load); !e.empty()) {
+    std::fprintf(stderr, "vlm: %s\n", e.c_str());
+    return 2;
+  }
+  auto model = load_or_report(a.model, a.load);
   if (!model) return 1;
   std::vector<models::Media> media;
   nlohmann::json content = nlohmann::json::array();
@@ -168,9 +174,29 @@ int do_run(const RunArgs& a) {
 int exit_code() { return g_exit; }
 void set_exit_code(int code) { g_exit = code; }
 
-std::unique_ptr<models::Model> load_or_report(const std::string& dir, bool quiet) {
+void add_load_options(CLI::App* c, LoadArgs* a) {
+  c->add_option("--weights", a->weights,
+                "Linear-layer weight format: native (exact f32 math on the stored weights), bf16, q8, q4 (quantised at load)")
+      ->capture_default_str();
+  c->add_flag("--mmap", a->mmap,
+              "Compute from the mapped checkpoint instead of copying native/bf16 weights into huge pages (faster load, slower decode)");
+}
+
+std::string check_load_args(const LoadArgs& a) {
+  ops::LinearFormat f;
+  if (!ops::parse_linear_format(a.weights, &f)) return "--weights must be native, bf16, q8 or q4 (got '" + a.weights + "')";
+  return {};
+}
+
+std::unique_ptr<models::Model> load_or_report(const std::string& dir, const LoadArgs& la, bool quiet) {
+  if (std::string e = check_load_args(la); !e.empty()) {
+    std::fprintf(stderr, "vlm: %s\n", e.c_str());
+    return nullptr;
+  }
   auto t0 = std::chrono::steady_clock::now();
   models::LoadOptions lo;
+  lo.weights = la.weights;
+  lo.mmap = la.mmap;
   lo.progress = quiet ? nullptr : load_progress;
   auto m = models::load_model(dir, lo);
   if (!m.ok()) {
@@ -187,6 +213,7 @@ void add_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* c = app.add_subcommand("run", "Answer a prompt about images with a vision-language model");
   c->add_option("--model,-m", a->model, "Checkpoint folder (config.json, *.safetensors, tokenizer.json, ...)")->required();
+  add_load_options(c, &a->load);
   c->add_option("--image,-i", a->images, "Image file (PNG, JPEG, WebP); repeat for several images");
   c->add_option("--video", a->videos, "Video file (mp4, webm, mkv, mov, avi) or a folder of frames; repeatable");
   c->add_option("--fps", a->fps, "Frames sampled per second of video (a frame folder is taken to be at this rate)")->capture_default_str()->check(CLI::Range(0.01, 120.0));

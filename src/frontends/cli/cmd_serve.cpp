@@ -12,6 +12,7 @@ namespace vlm::cli {
 namespace {
 
 struct ServeArgs {
+  LoadArgs load;
   std::string model, host = "127.0.0.1", name;
   int port = 8080;
   int max_body_mb = 64;
@@ -23,7 +24,11 @@ struct ServeArgs {
 };
 
 int do_serve(const ServeArgs& a) {
-  auto model = load_or_report(a.model);
+  if (std::string e = check_load_args(a.load); !e.empty()) {
+    std::fprintf(stderr, "vlm: %s\n", e.c_str());
+    return 2;
+  }
+  auto model = load_or_report(a.model, a.load);
   if (!model) return 1;
   server::ServerOptions so;
   so.host = a.host;
@@ -80,6 +85,7 @@ void add_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   auto* c = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API with a chat page at /");
   c->add_option("--model,-m", a->model, "Checkpoint folder")->required();
+  add_load_options(c, &a->load);
   c->add_option("--host", a->host, "Address to listen on (the API has no authentication: keep it local)")->capture_default_str();
   c->add_option("--port", a->port, "Port to listen on; 0 picks a free one")->capture_default_str()->check(CLI::Range(0, 65535));
   c->add_option("--name", a->name, "Model id reported by /v1/models (default: the folder's name)");

@@ -20,7 +20,16 @@ void add_serve(CLI::App& app);
 int exit_code();
 void set_exit_code(int code);
 
+// How a command loads its model: --weights and --mmap, the same on every command that loads one.
+struct LoadArgs {
+  std::string weights = "native";
+  bool mmap = false;
+};
+void add_load_options(CLI::App* c, LoadArgs* a);
+// --weights must name a format; an error message, or empty when valid.
+std::string check_load_args(const LoadArgs& a);
+
 // Loads a model with a progress line on stderr; prints the error and returns null on failure.
-std::unique_ptr<models::Model> load_or_report(const std::string& dir, bool quiet = false);
+std::unique_ptr<models::Model> load_or_report(const std::string& dir, const LoadArgs& la, bool quiet = false);
 
 }  // namespace vlm::cli
