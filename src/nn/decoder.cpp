@@ -97,6 +97,7 @@ void Decoder::forward(float* h, int64_t n, const float* cos, const float* sin, K
     a.scale = 1.0f / std::sqrt(float(hd));
     a.causal = true;
     a.q_pos0 = pos0;
+    a.bf16 = L.o.rounded();
     ops::attention(a);
     L.o(att.data(), n, x.data());
     ops::add(h, x.data(), n * D);

@@ -31,6 +31,9 @@ struct Linear {
     else
       ops::linear(x, M, in, w, b.data ? &b : nullptr, y);
   }
+  // True when the layer computes in a rounded format (bf16, q8, q4): the blocks around it may then
+  // use bf16 attention too.
+  bool rounded() const { return packed && packed->format != ops::LinearFormat::Native; }
   // Bytes of weights one call reads (the packed size when packed).
   size_t weight_bytes() const { return (packed ? packed->bytes() : w.nbytes()) + b.nbytes(); }
 };

@@ -44,6 +44,7 @@ void VitBlock::forward(const VitBlockConfig& c, float* x, int64_t N, const float
   a.scale = 1.0f / std::sqrt(float(hd));
   a.cu_seqlens = cu ? cu : whole;
   a.n_seg = cu ? n_seg : 1;
+  a.bf16 = proj.rounded();
   ops::attention(a);
   proj(att.data(), N, y.data());
   ops::add(x, y.data(), N * E);

@@ -110,6 +110,9 @@ struct AttnArgs {
   int64_t q_pos0 = 0;
   const int32_t* cu_seqlens = nullptr;
   int n_seg = 0;
+  // Q·Kᵀ and P·V may round Q, K, V and the probabilities to bf16 (sums stay f32): the precision
+  // of the bf16/quantised weight formats. A permission: kernels without a bf16 path stay exact.
+  bool bf16 = false;
 };
 void attention(const AttnArgs& a);
 

@@ -9,11 +9,12 @@
 // The passes are integer multiply-adds over contiguous lanes. GCC only
 // vectorises at -O3, so ask for it here; on x86 also build an AVX2 clone
 // (vpmulld) next to the baseline one, chosen at load time. Integer results
-// are identical in every variant.
+// are identical in every variant. (No clones under the sanitizers: their
+// runtimes are not up yet when the ifunc resolvers run.)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize")
 #endif
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define VLM_RESIZE_KERNEL __attribute__((target_clones("avx2", "default")))
 #else
 #define VLM_RESIZE_KERNEL

@@ -144,6 +144,45 @@ TEST_P(KernelSets, AttentionMatchesReference) {
   }
 }
 
+// AttnArgs::bf16 lets a kernel round q, k, v and the probabilities to bf16 (the AMX set does for
+// n_q >= 16); the others stay exact. Shapes cover the head sizes of the towers (64 CLIP, 72 SigLIP,
+// 80 Qwen ViT, 128 LLM, 256 the kernel's limit), partial 16-query and 64-key blocks, segments,
+// causal prefill after a cached prefix, and GQA.
+TEST_P(KernelSets, Bf16AttentionMatchesReference) {
+  struct Case {
+    int64_t n_q, n_kv;
+    int heads, kv_heads, d;
+    int mode;  // 0 segments, 1 causal prefill, 2 causal rows at the end of a cache
+  };
+  const Case cases[] = {{100, 100, 3, 3, 80, 0}, {45, 45, 4, 2, 40, 1},   {70, 70, 12, 2, 128, 1},
+                        {200, 200, 2, 2, 72, 0}, {150, 260, 4, 2, 64, 2}, {33, 97, 2, 1, 256, 2},
+                        {16, 16, 1, 1, 16, 0},   {3, 50, 4, 1, 24, 2}};
+  const bool rounds = std::string(GetParam()->name) == "avx512_amx";
+  for (const Case& c : cases) {
+    auto q = randv(size_t(c.n_kv * c.heads * c.d), 30, 2.0f), k = randv(size_t(c.n_kv * c.kv_heads * c.d), 31),
+         v = randv(size_t(c.n_kv * c.kv_heads * c.d), 32);
+    std::vector<int32_t> cu = {0, int32_t(c.n_kv / 3), int32_t(c.n_kv / 3 + 5), int32_t(c.n_kv)};
+    AttnArgs a;
+    a.q = q.data(), a.k = k.data(), a.v = v.data();
+    a.n_q = c.n_q, a.n_kv = c.n_kv, a.q_stride = c.heads * c.d, a.kv_stride = c.kv_heads * c.d;
+    a.heads = c.heads, a.kv_heads = c.kv_heads, a.d = c.d, a.scale = 1.0f / std::sqrt(float(c.d));
+    if (c.mode == 0) a.cu_seqlens = cu.data(), a.n_seg = 3;
+    if (c.mode >= 1) a.causal = true;
+    if (c.mode == 2) a.q_pos0 = c.n_kv - c.n_q;
+    a.bf16 = true;
+    std::vector<float> o(size_t(c.n_q * c.heads * c.d)), orf(o.size());
+    a.out = o.data();
+    attention(a);
+    a.out = orf.data();
+    a.bf16 = rounds;
+    ref::attention(a);
+    // Rounded: the kernel rounds each probability against the running maximum of its key block,
+    // the reference against the row's final maximum; each is within 2^-9 relative, so outputs
+    // (weighted means of v, |v| < 5) differ by well under 2^-8 · 5 = 0.02. Exact: as above.
+    expect_close(o, orf, rounds ? 8e-3f : 2e-6f, "bf16 attention");
+  }
+}
+
 TEST_P(KernelSets, NormsAndActivationsMatchReference) {
   for (int64_t dim : {16, 37, 1280}) {
     const int64_t rows = 5;

@@ -82,6 +82,8 @@ void gemm_f32_portable(const float* x, int64_t M, int64_t K, const TensorView& W
                        const float* bias, float* y, int64_t ldy);
 void attention_portable(const AttnArgs& a);
 void attention_avx512_entry(const AttnArgs& a);  // attention_avx512.cpp
+// attention_amx_avx512.cpp: AMX tiles when a.bf16 and n_q >= 16, else attention_avx512_entry.
+void attention_amx_entry(const AttnArgs& a);
 // elementwise_avx512.cpp
 void activate_avx512(Act act, float* x, int64_t n);
 void silu_mul_avx512(const float* gate, const float* up, int64_t rows, int64_t I, int64_t stride, float* out);

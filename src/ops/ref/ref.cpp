@@ -110,6 +110,8 @@ void attention(const AttnArgs& a) {
   VLM_CHECK(a.heads % a.kv_heads == 0, "heads %d not a multiple of kv_heads %d", a.heads, a.kv_heads);
   VLM_CHECK(!a.cu_seqlens || a.n_q == a.n_kv, "segmented attention needs n_q == n_kv");
   const int group = a.heads / a.kv_heads;
+  // a.bf16: the tile inputs (q, k, v and the unnormalised probabilities) are rounded to bf16.
+  auto rd = [&](float x) { return a.bf16 ? bf16_to_f32(f32_to_bf16(x)) : x; };
   std::vector<float> p(size_t(a.n_kv));
   int seg = 0;
   for (int64_t i = 0; i < a.n_q; ++i) {
@@ -127,13 +129,13 @@ void attention(const AttnArgs& a) {
       for (int64_t j = lo; j < hi; ++j) {
         const float* k = a.k + j * a.kv_stride + kv_off;
         float s = 0;
-        for (int t = 0; t < a.d; ++t) s += q[t] * k[t];
+        for (int t = 0; t < a.d; ++t) s += rd(q[t]) * rd(k[t]);
         p[size_t(j)] = s * a.scale;
         mx = std::max(mx, p[size_t(j)]);
       }
       float sum = 0;
       for (int64_t j = lo; j < hi; ++j) {
-        p[size_t(j)] = std::exp(p[size_t(j)] - mx);
+        p[size_t(j)] = rd(std::exp(p[size_t(j)] - mx));
         sum += p[size_t(j)];
       }
       float* o = a.out + i * int64_t(a.heads) * a.d + int64_t(h) * a.d;
@@ -141,7 +143,7 @@ void attention(const AttnArgs& a) {
       for (int64_t j = lo; j < hi; ++j) {
         const float w = p[size_t(j)] / sum;
         const float* v = a.v + j * a.kv_stride + kv_off;
-        for (int t = 0; t < a.d; ++t) o[t] += w * v[t];
+        for (int t = 0; t < a.d; ++t) o[t] += w * rd(v[t]);
       }
     }
   }
