@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Turns `vlm bench --json` outputs (and optional reference rows) into an SVG bar chart.
 
-  scripts/perf_chart.py OUT.svg RUN.json [RUN.json ...] [--ref REF.json] [--title TEXT]
+  scripts/perf_chart.py OUT.svg RUN.json [RUN.json ...] [--ref REF.json ...] [--title TEXT]
 
-Each RUN.json holds one `vlm bench --json` object (one weight format). REF.json, if given, is a
+Each RUN.json holds one `vlm bench --json` object (one weight format). Each REF.json (--ref may repeat) is a
 list of {"label": ..., "metric": ..., "value": ...} rows measured in the same session (for example
 llama.cpp kernel timings) drawn as grey bars next to vlm's. Panels: decode tok/s (with the limit
 the probed read bandwidth allows, as a tick), prefill tok/s, ViT encode seconds, and rows with
@@ -32,7 +32,7 @@ def main(argv):
     i = 0
     while i < len(args):
         if args[i] == "--ref":
-            ref = json.load(open(args[i + 1]))
+            ref += json.load(open(args[i + 1]))
             i += 2
         elif args[i] == "--title":
             title = args[i + 1]

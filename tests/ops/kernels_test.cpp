@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "ops/cpu/cpu.h"
@@ -116,30 +117,49 @@ TEST_P(KernelSets, LinearGroupEqualsSeparateCalls) {
   }
 }
 
-TEST_P(KernelSets, AttentionMatchesReference) {
-  struct Case {
-    int64_t n_q, n_kv;
-    int heads, kv_heads, d;
-    int mode;  // 0 segments, 1 causal prefill, 2 causal decode rows at the end of a cache
-  };
-  const Case cases[] = {{37, 37, 2, 2, 16, 0}, {100, 100, 3, 3, 80, 0}, {45, 45, 4, 2, 40, 1},
-                        {70, 70, 12, 2, 128, 1}, {1, 133, 12, 2, 128, 2}, {3, 50, 4, 1, 24, 2}};
-  for (const Case& c : cases) {
-    auto q = randv(size_t(c.n_kv * c.heads * c.d), 10, 2.0f), k = randv(size_t(c.n_kv * c.kv_heads * c.d), 11),
-         v = randv(size_t(c.n_kv * c.kv_heads * c.d), 12);
-    std::vector<int32_t> cu = {0, int32_t(c.n_kv / 3), int32_t(c.n_kv / 3 + 5), int32_t(c.n_kv)};
-    AttnArgs a;
+// One attention problem with random inputs: mode 0 segments, 1 causal prefill, 2 causal rows at
+// the end of a cache (a cached prefix before them).
+struct AttnCase {
+  int64_t n_q, n_kv;
+  int heads, kv_heads, d;
+  int mode;
+};
+
+struct AttnProblem {
+  std::vector<float> q, k, v;
+  std::vector<int32_t> cu;
+  AttnArgs a;
+  AttnProblem(const AttnCase& c, uint32_t seed)
+      : q(randv(size_t(c.n_kv * c.heads * c.d), seed, 2.0f)),
+        k(randv(size_t(c.n_kv * c.kv_heads * c.d), seed + 1)),
+        v(randv(size_t(c.n_kv * c.kv_heads * c.d), seed + 2)),
+        cu{0, int32_t(c.n_kv / 3), int32_t(c.n_kv / 3 + 5), int32_t(c.n_kv)} {
     a.q = q.data(), a.k = k.data(), a.v = v.data();
     a.n_q = c.n_q, a.n_kv = c.n_kv, a.q_stride = c.heads * c.d, a.kv_stride = c.kv_heads * c.d;
     a.heads = c.heads, a.kv_heads = c.kv_heads, a.d = c.d, a.scale = 1.0f / std::sqrt(float(c.d));
     if (c.mode == 0) a.cu_seqlens = cu.data(), a.n_seg = 3;
     if (c.mode >= 1) a.causal = true;
     if (c.mode == 2) a.q_pos0 = c.n_kv - c.n_q;
-    std::vector<float> o(size_t(c.n_q * c.heads * c.d)), orf(o.size());
-    a.out = o.data();
+  }
+  // The dispatched kernel with `bf16` allowed, and the reference with `ref_bf16`.
+  void run(bool bf16, bool ref_bf16, std::vector<float>* o, std::vector<float>* orf) {
+    o->assign(size_t(a.n_q * a.heads * a.d), 0.0f);
+    orf->assign(o->size(), 0.0f);
+    a.bf16 = bf16;
+    a.out = o->data();
     attention(a);
-    a.out = orf.data();
+    a.bf16 = ref_bf16;
+    a.out = orf->data();
     ref::attention(a);
+  }
+};
+
+TEST_P(KernelSets, AttentionMatchesReference) {
+  const AttnCase cases[] = {{37, 37, 2, 2, 16, 0}, {100, 100, 3, 3, 80, 0}, {45, 45, 4, 2, 40, 1},
+                            {70, 70, 12, 2, 128, 1}, {1, 133, 12, 2, 128, 2}, {3, 50, 4, 1, 24, 2}};
+  for (const AttnCase& c : cases) {
+    std::vector<float> o, orf;
+    AttnProblem(c, 10).run(false, false, &o, &orf);
     expect_close(o, orf, 2e-6f, "attention");
   }
 }
@@ -149,33 +169,13 @@ TEST_P(KernelSets, AttentionMatchesReference) {
 // 80 Qwen ViT, 128 LLM, 256 the kernel's limit), partial 16-query and 64-key blocks, segments,
 // causal prefill after a cached prefix, and GQA.
 TEST_P(KernelSets, Bf16AttentionMatchesReference) {
-  struct Case {
-    int64_t n_q, n_kv;
-    int heads, kv_heads, d;
-    int mode;  // 0 segments, 1 causal prefill, 2 causal rows at the end of a cache
-  };
-  const Case cases[] = {{100, 100, 3, 3, 80, 0}, {45, 45, 4, 2, 40, 1},   {70, 70, 12, 2, 128, 1},
-                        {200, 200, 2, 2, 72, 0}, {150, 260, 4, 2, 64, 2}, {33, 97, 2, 1, 256, 2},
-                        {16, 16, 1, 1, 16, 0},   {3, 50, 4, 1, 24, 2}};
+  const AttnCase cases[] = {{100, 100, 3, 3, 80, 0}, {45, 45, 4, 2, 40, 1},   {70, 70, 12, 2, 128, 1},
+                            {200, 200, 2, 2, 72, 0}, {150, 260, 4, 2, 64, 2}, {33, 97, 2, 1, 256, 2},
+                            {16, 16, 1, 1, 16, 0},   {3, 50, 4, 1, 24, 2}};
   const bool rounds = std::string(GetParam()->name) == "avx512_amx";
-  for (const Case& c : cases) {
-    auto q = randv(size_t(c.n_kv * c.heads * c.d), 30, 2.0f), k = randv(size_t(c.n_kv * c.kv_heads * c.d), 31),
-         v = randv(size_t(c.n_kv * c.kv_heads * c.d), 32);
-    std::vector<int32_t> cu = {0, int32_t(c.n_kv / 3), int32_t(c.n_kv / 3 + 5), int32_t(c.n_kv)};
-    AttnArgs a;
-    a.q = q.data(), a.k = k.data(), a.v = v.data();
-    a.n_q = c.n_q, a.n_kv = c.n_kv, a.q_stride = c.heads * c.d, a.kv_stride = c.kv_heads * c.d;
-    a.heads = c.heads, a.kv_heads = c.kv_heads, a.d = c.d, a.scale = 1.0f / std::sqrt(float(c.d));
-    if (c.mode == 0) a.cu_seqlens = cu.data(), a.n_seg = 3;
-    if (c.mode >= 1) a.causal = true;
-    if (c.mode == 2) a.q_pos0 = c.n_kv - c.n_q;
-    a.bf16 = true;
-    std::vector<float> o(size_t(c.n_q * c.heads * c.d)), orf(o.size());
-    a.out = o.data();
-    attention(a);
-    a.out = orf.data();
-    a.bf16 = rounds;
-    ref::attention(a);
+  for (const AttnCase& c : cases) {
+    std::vector<float> o, orf;
+    AttnProblem(c, 30).run(true, rounds, &o, &orf);
     // Rounded: the kernel rounds each probability against the running maximum of its key block,
     // the reference against the row's final maximum; each is within 2^-9 relative, so outputs
     // (weighted means of v, |v| < 5) differ by well under 2^-8 · 5 = 0.02. Exact: as above.
