@@ -39,6 +39,12 @@ MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void release_file_pages(const void* p, size_t n) {
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + 4095) & ~uintptr_t(4095);
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) & ~uintptr_t(4095);
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
 Expected<std::string> read_file(const std::string& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error("cannot open ", path);

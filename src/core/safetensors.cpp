@@ -1,7 +1,5 @@
 #include "core/safetensors.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -218,9 +216,7 @@ Status WeightStore::copy_into_memory(const std::function<void(double)>& progress
       for (int64_t i = p0 + b; i < p0 + e; ++i) {
         const Piece& pc = pieces[size_t(i)];
         std::memcpy(pc.dst, pc.src, pc.n);
-        const uintptr_t lo = (reinterpret_cast<uintptr_t>(pc.src) + 4095) & ~uintptr_t(4095);
-        const uintptr_t hi = (reinterpret_cast<uintptr_t>(pc.src) + pc.n) & ~uintptr_t(4095);
-        if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+        release_file_pages(pc.src, pc.n);
       }
     });
     if (progress) progress(double(p1) / double(pieces.size()));
@@ -229,6 +225,11 @@ Status WeightStore::copy_into_memory(const std::function<void(double)>& progress
   resident_ = std::move(mem);
   files_.clear();
   return Status::Ok();
+}
+
+void WeightStore::release(const TensorView& t) const {
+  for (const auto& f : files_)
+    if (f->file() && f->file()->contains(t.data, t.nbytes())) release_file_pages(t.data, t.nbytes());
 }
 
 size_t WeightStore::total_bytes() const {

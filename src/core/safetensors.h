@@ -25,6 +25,7 @@ class SafetensorsFile {
   const TensorView* find(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& name() const { return name_; }
+  const MappedFile* file() const { return file_.get(); }  // null when parsed from memory
 
  private:
   std::unique_ptr<MappedFile> file_;
@@ -59,6 +60,9 @@ class WeightStore {
   // the fraction done.
   Status copy_into_memory(const std::function<void(double)>& progress = nullptr);
   bool in_memory() const { return resident_.data() != nullptr; }
+  // After a layer has made its own packed copy of `t` (q8/q4), drops the mapped pages of the
+  // original so that they do not count twice in RSS. No-op for views not in a mapped file.
+  void release(const TensorView& t) const;
 
   // Format nn::Linear::bind computes linear layers in ("native", "q8", "q4"); set by the loader.
   std::string linear_format = "native";

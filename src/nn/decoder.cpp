@@ -35,6 +35,8 @@ Expected<Decoder> Decoder::bind(const WeightStore& ws, const DecoderConfig& cfg,
     VLM_ASSIGN_OR_RETURN(d.lm_head, ws.get(lm_head_name, {cfg.vocab, D}));
   }
   VLM_ASSIGN_OR_RETURN(d.head, Linear::from_view(d.lm_head, ws.linear_format));
+  // The packed head replaces the matrix; a tied embedding maps back only the rows looked up.
+  if (d.head.packed && d.head.packed->data.data()) ws.release(d.lm_head);
   VLM_ASSIGN_OR_RETURN(d.final_norm, Norm::bind(ws, prefix + "norm", Norm::Kind::RMS, D, cfg.eps));
   for (int64_t i = 0;; ++i) {
     const std::string p = prefix + "layers." + std::to_string(i) + ".";

@@ -20,6 +20,7 @@ Expected<Linear> Linear::bind(const WeightStore& ws, const std::string& prefix, 
   TensorView w;
   VLM_ASSIGN_OR_RETURN(w, ws.get(prefix + ".weight", {out, in}));
   VLM_ASSIGN_OR_RETURN(Linear l, from_view(w, ws.linear_format));
+  if (l.packed && l.packed->data.data()) ws.release(w);  // computed from its own copy from now on
   if (bias) {
     VLM_ASSIGN_OR_RETURN(l.b, ws.get(prefix + ".bias", {out}));
   }

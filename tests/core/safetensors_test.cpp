@@ -119,6 +119,20 @@ TEST(WeightStore, CopyIntoMemoryKeepsEveryTensorBitExact) {
   EXPECT_TRUE(moved.copy_into_memory().ok());
 }
 
+TEST(WeightStore, ReleasedPagesReadBackTheSameBytes) {
+  auto ws = WeightStore::open_dir(std::string(VLM_TESTDATA) + "/fixtures/qwen2_vl/model");
+  ASSERT_TRUE(ws.ok());
+  const TensorView* t = ws->find("model.embed_tokens.weight");
+  ASSERT_NE(t, nullptr);
+  const std::vector<float> before = to_f32(*t);
+  ws->release(*t);
+  EXPECT_EQ(to_f32(*t), before);
+  // A view outside the store's files is left alone (releasing it would zero anonymous memory).
+  std::vector<float> heap(4096, 1.5f);
+  ws->release(TensorView(DType::F32, heap.data(), {int64_t(heap.size())}));
+  EXPECT_EQ(heap[100], 1.5f);
+}
+
 TEST(Threads, ParallelForCoversRangeOnce) {
   std::vector<int> hits(1000, 0);
   parallel_for(1000, 7, [&](int64_t b, int64_t e) {
