@@ -67,6 +67,7 @@ class Llava final : public Model {
     const std::string tp = v5 ? "model.language_model." : "language_model.model.";
     VLM_ASSIGN_OR_RETURN(m->lm_.dec, nn::Decoder::bind(ws, d, tp, v5 ? "lm_head.weight" : "language_model.lm_head.weight"));
     m->lm_.section = {d.head_dim / 2, 0, 0};  // plain 1-D RoPE
+    m->use_vision_format();
     const std::string vt = v5 ? "model.vision_tower." : "vision_tower.";
     const std::string vp = ws.has(vt + "vision_model.embeddings.class_embedding") ? vt + "vision_model." : vt;
     VLM_ASSIGN_OR_RETURN(m->vision_, ClipVision::bind(ws, cfg["vision_config"], vp, false));

@@ -55,6 +55,7 @@ Status Model::load_common(const std::string& dir, const nlohmann::json& config, 
   if (opt.progress) opt.progress(0.1, "weights");
   VLM_ASSIGN_OR_RETURN(weights_, WeightStore::open_dir(dir));
   weights_.linear_format = opt.weights;
+  vision_format_ = opt.vision_weights.empty() ? opt.weights : opt.vision_weights;
   // The quantised formats make their own packed copies of the linear weights; the others
   // compute from the checkpoint's tensors, which then should sit in huge pages.
   if (!opt.mmap && (opt.weights == "native" || opt.weights == "bf16")) {

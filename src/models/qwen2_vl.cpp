@@ -161,6 +161,7 @@ class QwenVL final : public Model {
     const std::string vp = v5 ? "model.visual." : "visual.";
     const std::string tp = ws.has("model.language_model.embed_tokens.weight") ? "model.language_model." : "model.";
     VLM_ASSIGN_OR_RETURN(lm_.dec, nn::Decoder::bind(ws, cfg_.text, tp));
+    use_vision_format();
     lm_.theta = cfg_.rope_theta;
     lm_.section = cfg_.mrope;
     const QwenVisionConfig& V = cfg_.vision;

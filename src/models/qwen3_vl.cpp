@@ -250,6 +250,7 @@ class Qwen3VL final : public Model {
     const WeightStore& ws = weights_;
     const std::string vp = "model.visual.", tp = "model.language_model.";
     VLM_ASSIGN_OR_RETURN(lm_.dec, nn::Decoder::bind(ws, cfg_.text, tp));
+    use_vision_format();
     lm_.theta = cfg_.rope_theta;
     lm_.section = cfg_.mrope;
     lm_.interleaved = true;

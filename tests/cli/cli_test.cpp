@@ -91,9 +91,15 @@ TEST(Cli, RunLoadOptions) {
   // A quantised format loads and answers (its text may differ from the exact path's).
   Result q8 = run(base + " --weights q8");
   EXPECT_EQ(q8.code, 0) << q8.out;
+  // Text model in q4, vision tower in bf16.
+  Result mixed = run(base + " --weights q4 --vision-weights bf16");
+  EXPECT_EQ(mixed.code, 0) << mixed.out;
   Result bad = run(base + " --weights fp8");
   EXPECT_EQ(bad.code, 2) << bad.out;
   EXPECT_NE(bad.out.find("--weights must be native, bf16, q8 or q4"), std::string::npos) << bad.out;
+  bad = run(base + " --vision-weights int3");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--vision-weights must be"), std::string::npos) << bad.out;
 }
 
 TEST(Cli, BadInputGivesAClearErrorAndExitStatus) {

@@ -160,6 +160,7 @@ int do_bench(const BenchArgs& a) {
   auto t0 = Clock::now();
   models::LoadOptions lo;
   lo.weights = a.load.weights;
+  lo.vision_weights = a.load.vision_weights;
   lo.mmap = a.load.mmap;
   auto loaded = models::load_model(a.model, lo);
   if (!loaded.ok()) {
@@ -261,6 +262,7 @@ int do_bench(const BenchArgs& a) {
   nlohmann::ordered_json j;
   j["model"] = a.model;
   j["weights"] = a.load.weights;
+  j["vision_weights"] = a.load.vision_weights.empty() ? a.load.weights : a.load.vision_weights;
   j["mmap"] = a.load.mmap;
   j["kernels"] = nullptr;
   j["threads"] = num_threads();
@@ -297,7 +299,9 @@ int do_bench(const BenchArgs& a) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("model            %s (%s weights, %d threads)\n", a.model.c_str(), a.load.weights.c_str(), num_threads());
+  const std::string vis = a.load.vision_weights.empty() ? "" : ", vision tower " + a.load.vision_weights;
+  std::printf("model            %s (%s weights%s, %d threads)\n", a.model.c_str(), a.load.weights.c_str(), vis.c_str(),
+              num_threads());
   std::printf("prompt           %lld tokens (%lld image tokens, image %s), %lld generated, %lld repeats\n",
               (long long)prompt_len, (long long)image_tokens, image_desc.c_str(), (long long)a.gen_tokens,
               (long long)a.repeat);

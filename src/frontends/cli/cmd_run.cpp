@@ -178,6 +178,8 @@ void add_load_options(CLI::App* c, LoadArgs* a) {
   c->add_option("--weights", a->weights,
                 "Linear-layer weight format: native (exact f32 math on the stored weights), bf16, q8, q4 (quantised at load)")
       ->capture_default_str();
+  c->add_option("--vision-weights", a->vision_weights,
+                "Format of the vision tower's linear layers (default: as --weights); e.g. --weights q4 --vision-weights bf16");
   c->add_flag("--mmap", a->mmap,
               "Compute from the mapped checkpoint instead of copying native/bf16 weights into huge pages (faster load, slower decode)");
 }
@@ -185,6 +187,8 @@ void add_load_options(CLI::App* c, LoadArgs* a) {
 std::string check_load_args(const LoadArgs& a) {
   ops::LinearFormat f;
   if (!ops::parse_linear_format(a.weights, &f)) return "--weights must be native, bf16, q8 or q4 (got '" + a.weights + "')";
+  if (!a.vision_weights.empty() && !ops::parse_linear_format(a.vision_weights, &f))
+    return "--vision-weights must be native, bf16, q8 or q4 (got '" + a.vision_weights + "')";
   return {};
 }
 
@@ -196,6 +200,7 @@ std::unique_ptr<models::Model> load_or_report(const std::string& dir, const Load
   auto t0 = std::chrono::steady_clock::now();
   models::LoadOptions lo;
   lo.weights = la.weights;
+  lo.vision_weights = la.vision_weights;
   lo.mmap = la.mmap;
   lo.progress = quiet ? nullptr : load_progress;
   auto m = models::load_model(dir, lo);

@@ -23,6 +23,7 @@ void set_exit_code(int code);
 // How a command loads its model: --weights and --mmap, the same on every command that loads one.
 struct LoadArgs {
   std::string weights = "native";
+  std::string vision_weights;  // empty: as --weights
   bool mmap = false;
 };
 void add_load_options(CLI::App* c, LoadArgs* a);
