@@ -446,7 +446,11 @@ inline void kern_quant(const QuantActs& a, int64_t m0, const PackedWeight& W, in
     qbase[pp] = quant::quants(W, p0 + pp, 0);
     sbase[pp] = quant::scales(W, p0 + pp, 0);
   }
-  const int64_t pf = P * a.nb * bb;  // the same block of the panels processed next
+  // Prefetch 8 blocks ahead in the same panel (4 KB for Q8, 2 KB for Q4). Measured on decode of a
+  // random Qwen2-VL-2B (2 threads, interleaved runs): 8 blocks gave 92-93 % of the probed bandwidth
+  // for q8 and 88-92 % for q4, against 86-87 % / 85-86 % for the next panel's block (up to 286 KB
+  // ahead, evicted from L1 before use) and 89 % / 88 % for 16 blocks.
+  const int64_t pf = 8 * bb;
   for (int64_t b = 0; b < a.nb; ++b) {
     __m512i s[MR][P];
     #pragma GCC unroll 16
