@@ -5,7 +5,9 @@
 #include <cstring>
 
 #include "core/threads.h"
+#include "ops/cpu/cpu.h"
 #include "ops/ops.h"
+#include "ops/quant.h"
 #include "ops/ref/ref.h"
 
 namespace vlm::ops {
@@ -29,6 +31,16 @@ const char* linear_format_name(LinearFormat f) {
   return "?";
 }
 
+namespace {
+
+// Round half to even without a libm call (|v| < 2^22, which the clamped ranges here satisfy).
+inline float round_even(float v) {
+  const float magic = 12582912.0f;  // 1.5 * 2^23
+  return v >= 0 ? (v + magic) - magic : (v - magic) + magic;
+}
+
+}  // namespace
+
 namespace quant {
 
 int64_t block_bytes(LinearFormat f) { return f == LinearFormat::Q8 ? 512 : 256; }
@@ -46,27 +58,6 @@ const uint16_t* scales(const PackedWeight& w, int64_t panel, int64_t block) {
   return reinterpret_cast<const uint16_t*>(w.data.as<uint8_t>() + qbytes) + (panel * nb + block) * kQuantPanel;
 }
 
-}  // namespace quant
-
-size_t PackedWeight::bytes() const {
-  switch (format) {
-    case LinearFormat::Native: return view.nbytes();
-    case LinearFormat::BF16: return size_t(n * k * 2);
-    case LinearFormat::Q8:
-    case LinearFormat::Q4: return data.size();
-  }
-  return 0;
-}
-
-namespace {
-
-// Round half to even without a libm call (|v| < 2^22, which the clamped ranges here satisfy).
-inline float round_even(float v) {
-  const float magic = 12582912.0f;  // 1.5 * 2^23
-  return v >= 0 ? (v + magic) - magic : (v - magic) + magic;
-}
-
-// Quantises one block of 32 weights (row r of the panel) into the panel block.
 void quantize_block(LinearFormat f, const float* w, int r, uint8_t* q, uint16_t* s) {
   float amax = 0, vmax = 0;
   for (int i = 0; i < 32; ++i)
@@ -97,7 +88,29 @@ void quantize_block(LinearFormat f, const float* w, int r, uint8_t* q, uint16_t*
   }
 }
 
-}  // namespace
+
+void quantize_block_bf16_scalar(LinearFormat f, const uint16_t* src, int64_t K, int rows, int nk, uint8_t* q,
+                                uint16_t* s) {
+  float w[32];
+  for (int r = 0; r < kQuantPanel; ++r) {
+    const int n = r < rows ? nk : 0;
+    for (int i = 0; i < n; ++i) w[i] = bf16_to_f32(src[r * K + i]);
+    for (int i = n; i < 32; ++i) w[i] = 0.0f;
+    quantize_block(f, w, r, q, s);
+  }
+}
+
+}  // namespace quant
+
+size_t PackedWeight::bytes() const {
+  switch (format) {
+    case LinearFormat::Native: return view.nbytes();
+    case LinearFormat::BF16: return size_t(n * k * 2);
+    case LinearFormat::Q8:
+    case LinearFormat::Q4: return data.size();
+  }
+  return 0;
+}
 
 std::shared_ptr<PackedWeight> pack_weight(const TensorView& W, LinearFormat f) {
   VLM_CHECK(W.ndim == 2, "pack_weight: weight must be 2-d, is %s", W.shape_str().c_str());
@@ -128,23 +141,26 @@ std::shared_ptr<PackedWeight> pack_weight(const TensorView& W, LinearFormat f) {
   const int64_t bytes = np * nb * (quant::block_bytes(f) + kQuantPanel * 2);
   p->data = Buffer::for_weights(size_t(bytes));
   std::memset(p->data.data(), 0, size_t(bytes));
+  const cpu::Kernels& kk = cpu::kernels();
   parallel_for(np, 1, [&](int64_t p0, int64_t p1) {
     float w[32];
     for (int64_t pi = p0; pi < p1; ++pi)
       for (int64_t b = 0; b < nb; ++b) {
         uint8_t* q = const_cast<uint8_t*>(quant::quants(*p, pi, b));
         uint16_t* s = const_cast<uint16_t*>(quant::scales(*p, pi, b));
+        const int64_t k0 = b * kQuantBlock;
+        if (W.dtype == DType::BF16) {  // the checkpoints' dtype: SIMD where the CPU has it
+          const int rows = int(std::min<int64_t>(kQuantPanel, N - pi * kQuantPanel));
+          kk.quantize_block_bf16(f, W.as<uint16_t>() + pi * kQuantPanel * K + k0, K, rows,
+                                 int(std::min<int64_t>(32, K - k0)), q, s);
+          continue;
+        }
         for (int r = 0; r < kQuantPanel; ++r) {
-          const int64_t row = pi * kQuantPanel + r, k0 = b * kQuantBlock;
+          const int64_t row = pi * kQuantPanel + r;
           const int64_t nk = row < N ? std::min<int64_t>(32, K - k0) : 0;
-          if (W.dtype == DType::BF16) {
-            const uint16_t* src = W.as<uint16_t>() + row * K + k0;
-            for (int64_t i = 0; i < nk; ++i) w[i] = bf16_to_f32(src[i]);
-          } else {
-            for (int64_t i = 0; i < nk; ++i) w[i] = ref::weight_at(W, row * K + k0 + i);
-          }
+          for (int64_t i = 0; i < nk; ++i) w[i] = ref::weight_at(W, row * K + k0 + i);
           for (int64_t i = nk; i < 32; ++i) w[i] = 0.0f;
-          quantize_block(f, w, r, q, s);
+          quant::quantize_block(f, w, r, q, s);
         }
       }
   });

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -223,6 +224,33 @@ INSTANTIATE_TEST_SUITE_P(Cpu, KernelSets, ::testing::ValuesIn(cpu::available_ker
 
 // Quantisation error against exact f32 math (the format's accuracy, not a kernel check):
 // relative RMS error of y = x·Wᵀ for N(0, 1) activations and N(0, 0.02) weights.
+// The SIMD packers write the same bytes as the scalar definition: N and K tails, an all-zero
+// block, and blocks whose largest magnitude occurs twice with both signs (Q4 takes the first).
+TEST_P(KernelSets, QuantisedPackingIsBitExact) {
+  for (const auto [N, K] : {std::pair<int64_t, int64_t>{37, 67}, {48, 1536}, {5, 32}}) {
+    auto w = randv(size_t(N * K), 40, 0.05f);
+    for (int64_t i = 0; i < std::min<int64_t>(K, 32); ++i) w[size_t(i)] = 0.0f;  // row 0, block 0
+    if (K >= 64 && N > 2) {
+      w[size_t(2 * K + 33)] = -0.5f;  // row 2, block 1: -0.5 first, then +0.5
+      w[size_t(2 * K + 40)] = 0.5f;
+      w[size_t(1 * K + 35)] = 0.25f;  // row 1, block 1: +0.25 first
+      w[size_t(1 * K + 50)] = -0.25f;
+    }
+    std::vector<uint16_t> wb(w.size());
+    for (size_t i = 0; i < w.size(); ++i) wb[i] = f32_to_bf16(w[i]);
+    const TensorView W(DType::BF16, wb.data(), {N, K});
+    for (LinearFormat f : {LinearFormat::Q8, LinearFormat::Q4}) {
+      auto got = pack_weight(W, f);
+      cpu::use_kernels(cpu::portable_kernels());
+      auto want = pack_weight(W, f);
+      cpu::use_kernels(GetParam());
+      ASSERT_EQ(got->data.size(), want->data.size());
+      EXPECT_EQ(std::memcmp(got->data.data(), want->data.data(), want->data.size()), 0)
+          << linear_format_name(f) << " N=" << N << " K=" << K;
+    }
+  }
+}
+
 TEST(LinearFormats, QuantisationErrorIsBounded) {
   const int64_t M = 4, K = 1536, N = 256;
   auto x = randv(size_t(M * K), 7), w = randv(size_t(N * K), 8, 0.02f);

@@ -66,6 +66,9 @@ struct Kernels {
   // Sum of n 64-bit words (n a multiple of 64): the read loop of the bandwidth probe, with the
   // widest loads the kernels themselves use.
   uint64_t (*read_sum)(const uint64_t* p, int64_t n);
+  // Load-time packing of bf16 weights into Q8/Q4: see quant::quantize_block_bf16_scalar (same bytes).
+  void (*quantize_block_bf16)(LinearFormat f, const uint16_t* src, int64_t K, int rows, int nk, uint8_t* q,
+                              uint16_t* s);
 };
 uint64_t read_sum_portable(const uint64_t* p, int64_t n);
 
@@ -84,6 +87,9 @@ void attention_portable(const AttnArgs& a);
 void attention_avx512_entry(const AttnArgs& a);  // attention_avx512.cpp
 // attention_amx_avx512.cpp: AMX tiles when a.bf16 and n_q >= 16, else attention_avx512_entry.
 void attention_amx_entry(const AttnArgs& a);
+// pack_avx512.cpp
+void quantize_block_bf16_avx512(LinearFormat f, const uint16_t* src, int64_t K, int rows, int nk, uint8_t* q,
+                                uint16_t* s);
 // elementwise_avx512.cpp
 void activate_avx512(Act act, float* x, int64_t n);
 void silu_mul_avx512(const float* gate, const float* up, int64_t rows, int64_t I, int64_t stride, float* out);

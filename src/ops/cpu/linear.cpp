@@ -87,7 +87,7 @@ void quantize_rows_portable(const float* x, int64_t M, int64_t K, int64_t kp, in
 
 const Kernels kPortable = {"portable", gemm_f32_portable, gemm_bf16_portable, gemm_quant_portable,
                            quantize_rows_portable, attention_portable, ref::activate, ref::silu_mul, ref::rmsnorm,
-                           ref::layernorm, read_sum_portable};
+                           ref::layernorm, read_sum_portable, quant::quantize_block_bf16_scalar};
 
 std::vector<float> bias_f32(const TensorView* b, int64_t N) {
   std::vector<float> v;

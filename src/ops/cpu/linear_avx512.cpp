@@ -598,11 +598,11 @@ uint64_t read_sum_avx512(const uint64_t* p, int64_t n) {
 
 const Kernels kAvx512Amx = {"avx512_amx", gemm_f32_avx512, gemm_bf16_amx, gemm_quant_avx512, quantize_rows_avx512,
                             attention_amx_entry, activate_avx512, silu_mul_avx512, rmsnorm_avx512,
-                            layernorm_avx512, read_sum_avx512};
+                            layernorm_avx512, read_sum_avx512, quantize_block_bf16_avx512};
 
 const Kernels kAvx512 = {"avx512", gemm_f32_avx512, gemm_bf16_avx512, gemm_quant_avx512, quantize_rows_avx512,
                          attention_avx512_entry, activate_avx512, silu_mul_avx512, rmsnorm_avx512, layernorm_avx512,
-                         read_sum_avx512};
+                         read_sum_avx512, quantize_block_bf16_avx512};
 
 }  // namespace
 
