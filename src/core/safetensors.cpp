@@ -1,5 +1,8 @@
 #include "core/safetensors.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -201,13 +204,24 @@ Status WeightStore::copy_into_memory(const std::function<void(double)>& progress
     const uint8_t* src;
     uint8_t* dst;
     size_t n;
+    int fd;        // the source file, read with pread (no page faults on the mapping); -1: memcpy
+    off_t offset;  // of src in that file
   };
+  std::vector<int> fds;
+  for (const auto& f : files_) fds.push_back(f->file() ? ::open(f->file()->path().c_str(), O_RDONLY | O_CLOEXEC) : -1);
   std::vector<Piece> pieces;
   for (auto& [t, off] : where) {
     const auto* src = static_cast<const uint8_t*>(t->data);
     uint8_t* dst = mem.as<uint8_t>() + off;
+    int fd = -1;
+    off_t foff = 0;
+    for (size_t i = 0; i < files_.size(); ++i)
+      if (fds[i] >= 0 && files_[i]->file()->contains(src, t->nbytes())) {
+        fd = fds[i];
+        foff = off_t(src - files_[i]->file()->data());
+      }
     for (size_t o = 0; o < t->nbytes(); o += kPiece)
-      pieces.push_back({src + o, dst + o, std::min(kPiece, t->nbytes() - o)});
+      pieces.push_back({src + o, dst + o, std::min(kPiece, t->nbytes() - o), fd, foff + off_t(o)});
   }
   const int64_t step = 16;
   for (int64_t p0 = 0; p0 < int64_t(pieces.size()); p0 += step) {
@@ -215,12 +229,19 @@ Status WeightStore::copy_into_memory(const std::function<void(double)>& progress
     parallel_for(p1 - p0, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = p0 + b; i < p0 + e; ++i) {
         const Piece& pc = pieces[size_t(i)];
-        std::memcpy(pc.dst, pc.src, pc.n);
-        release_file_pages(pc.src, pc.n);
+        size_t done = 0;
+        while (pc.fd >= 0 && done < pc.n) {
+          const ssize_t r = ::pread(pc.fd, pc.dst + done, pc.n - done, pc.offset + off_t(done));
+          if (r <= 0) break;
+          done += size_t(r);
+        }
+        if (done < pc.n) std::memcpy(pc.dst + done, pc.src + done, pc.n - done);
       }
     });
     if (progress) progress(double(p1) / double(pieces.size()));
   }
+  for (int fd : fds)
+    if (fd >= 0) ::close(fd);
   for (auto& [t, off] : where) t->data = mem.as<uint8_t>() + off;
   resident_ = std::move(mem);
   files_.clear();
