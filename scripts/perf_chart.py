@@ -48,7 +48,9 @@ def main(argv):
             if v is None:
                 continue
             limit = r.get("decode_limit_tok_s") if key == "decode_tok_s" else None
-            rows.append((p, "vlm " + r.get("weights", "?"), v * scale, COLORS.get(r.get("weights"), "#555"), limit))
+            w, vw = r.get("weights", "?"), r.get("vision_weights")
+            label = "vlm " + w + ("" if vw in (None, w) else ", ViT " + vw)
+            rows.append((p, label, v * scale, COLORS.get(w, "#555"), limit))
         for x in ref:
             if x.get("metric") == key:
                 rows.append((p, x["label"], x["value"] * scale, "#999999", None))

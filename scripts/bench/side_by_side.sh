@@ -17,7 +17,9 @@ IMG=$OUT/img640x488.png
 mkdir -p "$OUT"
 ffmpeg -loglevel error -y -f lavfi -i testsrc2=size=640x488 -frames:v 1 "$IMG"
 { date -u; uptime; } > "$OUT/when.txt"
-for pair in "F16 bf16" "Q8_0 q8" "Q4_0 q4"; do
+# Each llama.cpp format against vlm's: F16 text against bf16; Q8_0 / Q4_0 text (with the F16
+# mmproj, as llama.cpp runs it) against q8 / q4 with the vision tower in bf16.
+for pair in "F16 bf16 bf16" "Q8_0 q8 bf16" "Q4_0 q4 bf16"; do
   set -- $pair
   for r in $(seq 1 "$REP"); do
     nice -n -10 "$LLAMA_BIN/llama-mtmd-cli" -m "$GGUF/qwen2vl-2b-$1.gguf" --mmproj "$GGUF/mmproj-qwen2vl-2b-F16.gguf" \
@@ -25,9 +27,12 @@ for pair in "F16 bf16" "Q8_0 q8" "Q4_0 q4"; do
       > "$OUT/llama_$1_$r.log" 2>&1
   done
   nice -n -10 "$VLM" bench --model "$MODEL" --image "$IMG" --gen-tokens 32 --repeat "$REP" --threads 2 --probe \
-    --weights "$2" --json > "$OUT/vlm_$2.json"
+    --weights "$2" --vision-weights "$3" --json > "$OUT/vlm_$2_vit_$3.json"
   uptime >> "$OUT/when.txt"
 done
-nice -n -10 "$VLM" bench --model "$MODEL" --image "$IMG" --gen-tokens 32 --repeat "$REP" --threads 2 --probe \
-  --weights native --json > "$OUT/vlm_native.json"
+# vlm only: exact f32 math, and q8 / q4 with the vision tower quantised too.
+for w in native q8 q4; do
+  nice -n -10 "$VLM" bench --model "$MODEL" --image "$IMG" --gen-tokens 32 --repeat "$REP" --threads 2 --probe \
+    --weights $w --json > "$OUT/vlm_$w.json"
+done
 { date -u; uptime; } >> "$OUT/when.txt"
