@@ -98,6 +98,7 @@ void BM_Attention(benchmark::State& st) {
   const auto sets = cpu::available_kernels();
   if (size_t(st.range(6)) >= sets.size()) return st.SkipWithError("kernel set not available on this CPU");
   cpu::use_kernels(sets[size_t(st.range(6))]);
+  const bool bf16 = st.range(7) != 0;
   auto q = random_f32(size_t(nq * heads * d), 2), k = random_f32(size_t(nkv * kvh * d), 3),
        v = random_f32(size_t(nkv * kvh * d), 4);
   std::vector<float> o(size_t(nq * heads * d));
@@ -112,6 +113,7 @@ void BM_Attention(benchmark::State& st) {
   } else {
     a.cu_seqlens = cu, a.n_seg = 1;
   }
+  a.bf16 = bf16;
   for (auto _ : st) {
     attention(a);
     benchmark::DoNotOptimize(o.data());
@@ -121,12 +123,13 @@ void BM_Attention(benchmark::State& st) {
   st.SetLabel(cpu::kernels().name);
   cpu::use_kernels(nullptr);
 }
-// isa: 0 portable, 1 avx512 (each shape measured with both, side by side).
+// isa: 0 portable, 1 avx512, 2 avx512_amx (each shape measured with each, side by side); bf16: 1
+// allows the rounded bf16 kernel (AttnArgs::bf16: AMX tiles in the avx512_amx set).
 BENCHMARK(BM_Attention)
-    ->ArgsProduct({{1564}, {1564}, {16}, {16}, {80}, {0}, {0, 1}})  // ViT full attention, 640x488 image
-    ->ArgsProduct({{391}, {420}, {12}, {2}, {128}, {1}, {0, 1}})    // LLM prefill of the image tokens
-    ->ArgsProduct({{1}, {512}, {12}, {2}, {128}, {1}, {0, 1}})      // LLM decode step at position 512
-    ->ArgNames({"nq", "nkv", "H", "KVH", "d", "causal", "isa"})
+    ->ArgsProduct({{1564}, {1564}, {16}, {16}, {80}, {0}, {0, 1, 2}, {0, 1}})  // ViT full attention, 640x488 image
+    ->ArgsProduct({{391}, {420}, {12}, {2}, {128}, {1}, {0, 1, 2}, {0, 1}})    // LLM prefill of the image tokens
+    ->ArgsProduct({{1}, {512}, {12}, {2}, {128}, {1}, {0, 1}, {0}})           // LLM decode step at position 512
+    ->ArgNames({"nq", "nkv", "H", "KVH", "d", "causal", "isa", "bf16"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -28,32 +28,35 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     out, args = argv[1], argv[2:]
-    ref, title, runs = [], "vlm bench", []
+    # Bars are drawn in the order of the arguments, so a reference can sit next to its vlm run.
+    title, items = "vlm bench", []
     i = 0
     while i < len(args):
         if args[i] == "--ref":
-            ref += json.load(open(args[i + 1]))
+            items.append(("ref", json.load(open(args[i + 1]))))
             i += 2
         elif args[i] == "--title":
             title = args[i + 1]
             i += 2
         else:
-            runs.append(json.load(open(args[i])))
+            items.append(("run", json.load(open(args[i]))))
             i += 1
     bar_h, gap, label_w, plot_w, pad = 18, 6, 190, 420, 14
     rows = []  # (panel index, label, value, color, limit)
     for p, (key, _, scale) in enumerate(PANELS):
-        for r in runs:
-            v = r.get(key)
+        for kind, item in items:
+            if kind == "ref":
+                for x in item:
+                    if x.get("metric") == key:
+                        rows.append((p, x["label"], x["value"] * scale, "#999999", None))
+                continue
+            v = item.get(key)
             if v is None:
                 continue
-            limit = r.get("decode_limit_tok_s") if key == "decode_tok_s" else None
-            w, vw = r.get("weights", "?"), r.get("vision_weights")
+            limit = item.get("decode_limit_tok_s") if key == "decode_tok_s" else None
+            w, vw = item.get("weights", "?"), item.get("vision_weights")
             label = "vlm " + w + ("" if vw in (None, w) else ", ViT " + vw)
             rows.append((p, label, v * scale, COLORS.get(w, "#555"), limit))
-        for x in ref:
-            if x.get("metric") == key:
-                rows.append((p, x["label"], x["value"] * scale, "#999999", None))
     label_w = max(label_w, 20 + int(6.6 * max((len(r[1]) for r in rows), default=0)))
     y = 40
     parts = []
@@ -68,12 +71,14 @@ def main(argv):
             w = plot_w * v / vmax
             parts.append(f'<text x="{pad}" y="{y + bar_h - 5}">{escape(label)}</text>')
             parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
-            parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 5}">{v:.3g}</text>')
+            tx = label_w + w + 4
             if limit:
                 lx = label_w + plot_w * limit / vmax
+                tx = max(tx, lx + 4)  # the value right of the limit tick, not under it
                 parts.append(f'<line x1="{lx:.1f}" x2="{lx:.1f}" y1="{y - 2}" y2="{y + bar_h + 2}" '
                              f'stroke="black" stroke-width="2"/>')
                 parts.append(f'<text x="{lx + 3:.1f}" y="{y - 3}" font-size="10">limit {limit:.3g}</text>')
+            parts.append(f'<text x="{tx:.1f}" y="{y + bar_h - 5}">{v:.3g}</text>')
             y += bar_h + gap
         y += 24
     width = label_w + plot_w + 90
