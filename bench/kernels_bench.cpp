@@ -123,12 +123,13 @@ void BM_Attention(benchmark::State& st) {
   st.SetLabel(cpu::kernels().name);
   cpu::use_kernels(nullptr);
 }
-// isa: 0 portable, 1 avx512, 2 avx512_amx (each shape measured with each, side by side); bf16: 1
-// allows the rounded bf16 kernel (AttnArgs::bf16: AMX tiles in the avx512_amx set).
+// isa: index into available_kernels(): 0 portable, 1 avx2, 2 avx512, 3 avx512_amx (each shape with
+// each set this CPU has, side by side); bf16: 1 allows the rounded bf16 kernel (AttnArgs::bf16:
+// AMX tiles in the avx512_amx set).
 BENCHMARK(BM_Attention)
-    ->ArgsProduct({{1564}, {1564}, {16}, {16}, {80}, {0}, {0, 1, 2}, {0, 1}})  // ViT full attention, 640x488 image
-    ->ArgsProduct({{391}, {420}, {12}, {2}, {128}, {1}, {0, 1, 2}, {0, 1}})    // LLM prefill of the image tokens
-    ->ArgsProduct({{1}, {512}, {12}, {2}, {128}, {1}, {0, 1}, {0}})           // LLM decode step at position 512
+    ->ArgsProduct({{1564}, {1564}, {16}, {16}, {80}, {0}, {0, 1, 2, 3}, {0, 1}})  // ViT full attention, 640x488 image
+    ->ArgsProduct({{391}, {420}, {12}, {2}, {128}, {1}, {0, 1, 2, 3}, {0, 1}})    // LLM prefill of the image tokens
+    ->ArgsProduct({{1}, {512}, {12}, {2}, {128}, {1}, {0, 1, 2}, {0}})        // LLM decode step at position 512
     ->ArgNames({"nq", "nkv", "H", "KVH", "d", "causal", "isa", "bf16"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

@@ -79,6 +79,7 @@ void use_kernels(const Kernels* k);              // tests: force one set (null: 
 const Kernels* portable_kernels();
 const Kernels* avx512_kernels();      // null when not compiled in
 const Kernels* avx512_amx_kernels();  // avx512 with bf16 matrix products on AMX tiles
+const Kernels* avx2_kernels();        // AVX2 + FMA + F16C (kernels_avx2.cpp)
 
 // Portable kernels, also used by the SIMD sets for what they do not specialise.
 void gemm_f32_portable(const float* x, int64_t M, int64_t K, const TensorView& W, int64_t n0, int64_t n1,

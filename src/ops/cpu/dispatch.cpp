@@ -1,4 +1,5 @@
-// Run-time choice of the kernel set: avx512-amx > avx512 > portable (VLM_ISA=portable|avx512 caps it).
+// Run-time choice of the kernel set: avx512-amx > avx512 > avx2 > portable
+// (VLM_ISA=portable|avx2|avx512 caps it).
 #include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -38,10 +39,20 @@ bool cpu_has_amx() {
 #endif
 }
 
+bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
 const Kernels* best() {
   const char* want = std::getenv("VLM_ISA");
   if (want && std::strcmp(want, "portable") == 0) return portable_kernels();
-  if (!cpu_has_avx512()) return portable_kernels();
+  if (!cpu_has_avx2()) return portable_kernels();
+  if (!cpu_has_avx512() || (want && std::strcmp(want, "avx2") == 0)) return avx2_kernels();
   if (want && std::strcmp(want, "avx512") == 0) return avx512_kernels();
   return cpu_has_amx() ? avx512_amx_kernels() : avx512_kernels();
 }
@@ -58,6 +69,7 @@ const Kernels& kernels() {
 
 std::vector<const Kernels*> available_kernels() {
   std::vector<const Kernels*> v{portable_kernels()};
+  if (cpu_has_avx2()) v.push_back(avx2_kernels());
   if (cpu_has_avx512()) v.push_back(avx512_kernels());
   if (cpu_has_avx512() && cpu_has_amx()) v.push_back(avx512_amx_kernels());
   return v;

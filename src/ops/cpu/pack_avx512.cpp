@@ -2,6 +2,8 @@
 // (quant::quantize_block), about an order of magnitude faster, which is most of a q8/q4 load.
 // The per-block scale stays scalar (f16 conversions, one division per 32 weights); the weights
 // are scaled, clamped and rounded 32 at a time (vcvtps2dq rounds half to even, as round_even).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstring>
