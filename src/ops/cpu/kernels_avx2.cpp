@@ -140,9 +140,12 @@ void quant_panel(const QuantActs& a, int64_t m0, const PackedWeight& W, int64_t 
   __m256 f[MR][2];
   for (int i = 0; i < MR; ++i) f[i][0] = f[i][1] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1), lo4 = _mm256_set1_epi8(0x0F), bias8 = _mm256_set1_epi8(char(0x80));
+  const int64_t bb = quant::block_bytes(W.format);
   for (int64_t b = 0; b < a.nb; ++b) {
     const uint8_t* q = quant::quants(W, p, b);
     const uint16_t* sc = quant::scales(W, p, b);
+    if (MR == 1)  // decode streams the panel: 8 blocks ahead, as the AVX-512 kernel
+      for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(q + 8 * bb + o), _MM_HINT_T0);
     __m256i s[MR][2];
     for (int i = 0; i < MR; ++i) s[i][0] = s[i][1] = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
@@ -325,6 +328,58 @@ void attention_avx2(const AttnArgs& a) {
   });
 }
 
+// ---- load-time Q8/Q4 packing of bf16 weights (same bytes as quant::quantize_block) ----------
+void quantize_block_bf16_avx2(LinearFormat f, const uint16_t* src, int64_t K, int rows, int nk, uint8_t* q,
+                              uint16_t* s) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int r = 0; r < kQuantPanel; ++r) {
+    const int n = r < rows ? nk : 0;
+    __m256 w[4];
+    for (int c = 0; c < 4; ++c) w[c] = load8<Src::BF16>(src, int64_t(r) * K + 8 * c, std::max(0, std::min(8, n - 8 * c)));
+    __m256 am = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, w[0]), _mm256_andnot_ps(sign, w[1])),
+                              _mm256_max_ps(_mm256_andnot_ps(sign, w[2]), _mm256_andnot_ps(sign, w[3])));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, am);
+    float amax = 0.0f;
+    for (float v : lanes) amax = std::max(amax, v);
+    alignas(32) int32_t v[32];
+    if (f == LinearFormat::Q8) {
+      const uint16_t d16 = f32_to_f16(amax / 127.0f);
+      const float d = f16_to_f32(d16);
+      s[r] = d16;
+      const __m256 id = _mm256_set1_ps(d > 0 ? 1.0f / d : 0.0f), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+      for (int c = 0; c < 4; ++c)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(v + 8 * c),
+                           _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(w[c], id), lo), hi)),
+                                            _mm256_set1_epi32(128)));
+      for (int g = 0; g < 8; ++g)
+        for (int j = 0; j < 4; ++j) q[(g * 16 + r) * 4 + j] = uint8_t(v[g * 4 + j]);
+    } else {
+      float vmax = 0.0f;  // the first weight of largest magnitude
+      if (amax > 0)
+        for (int i = 0; i < n; ++i) {
+          const float x = bf16_to_f32(src[int64_t(r) * K + i]);
+          if (std::fabs(x) == amax) {
+            vmax = x;
+            break;
+          }
+        }
+      const uint16_t d16 = f32_to_f16(vmax / -8.0f);
+      const float d = f16_to_f32(d16);
+      s[r] = d16;
+      const __m256 id = _mm256_set1_ps(d != 0 ? 1.0f / d : 0.0f), lo = _mm256_set1_ps(-8.0f), hi = _mm256_set1_ps(8.0f);
+      for (int c = 0; c < 4; ++c) {
+        const __m256i x = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(w[c], id), lo), hi)),
+                                           _mm256_set1_epi32(8));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(v + 8 * c),
+                           _mm256_min_epi32(_mm256_max_epi32(x, _mm256_setzero_si256()), _mm256_set1_epi32(15)));
+      }
+      for (int h = 0; h < 4; ++h)
+        for (int j = 0; j < 4; ++j) q[(h * 16 + r) * 4 + j] = uint8_t(v[8 * h + j] | (v[8 * h + 4 + j] << 4));
+    }
+  }
+}
+
 // ---- norms and activations (vector body, the reference for the tail of a row) ---------------
 inline __m256 silu256(__m256 v, __m256 a) {  // v / (1 + e^(-a·v))
   return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp256(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), a), v))));
@@ -395,18 +450,18 @@ void layernorm_avx2(const float* x, int64_t rows, int64_t dim, const TensorView&
 }
 
 const Kernels kAvx2 = {"avx2",         gemm_f32_avx2,  gemm_bf16_avx2, gemm_quant_avx2, nullptr, attention_avx2,
-                       activate_avx2,  silu_mul_avx2,  rmsnorm_avx2,   layernorm_avx2,  nullptr, nullptr};
+                       activate_avx2,  silu_mul_avx2,  rmsnorm_avx2,   layernorm_avx2,  nullptr,
+                       quantize_block_bf16_avx2};
 
 }  // namespace
 
 const Kernels* avx2_kernels() {
-  // Activation quantisation, the read loop and packing come from the portable set.
+  // Activation quantisation and the read loop come from the portable set.
   static const Kernels k = [] {
     Kernels s = kAvx2;
     const Kernels& p = *portable_kernels();
     s.quantize_rows = p.quantize_rows;
     s.read_sum = p.read_sum;
-    s.quantize_block_bf16 = p.quantize_block_bf16;
     return s;
   }();
   return &k;
