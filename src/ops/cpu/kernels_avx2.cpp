@@ -231,11 +231,57 @@ inline __m256 exp256(__m256 x) {
 constexpr int kQ = 4;       // queries per tile
 constexpr int kMaxD = 256;  // head size limit (larger: portable)
 
+// Few query rows (decode): no K transpose, which would cost a pass over the whole cache per step.
+// Per (row, head): scores by dot products with each key row, softmax over them, then P·V.
+void attention_rows_avx2(const AttnArgs& a) {
+  const int d = a.d, group = a.heads / a.kv_heads, d8 = d / 8 * 8;
+  parallel_for(a.n_q * a.heads, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<float> sc(static_cast<size_t>(a.n_kv));
+    int seg = 0;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = t / a.heads;
+      const int h = int(t % a.heads);
+      int64_t lo, hi;
+      attn_key_range(a, i, &seg, &lo, &hi);
+      float* out = a.out + i * int64_t(a.heads) * d + int64_t(h) * d;
+      if (hi <= lo) {
+        std::fill(out, out + d, 0.0f);
+        continue;
+      }
+      const float* q = a.q + i * a.q_stride + int64_t(h) * d;
+      const int64_t kv_off = int64_t(h / group) * d;
+      float mx = -INFINITY;
+      for (int64_t j = lo; j < hi; ++j) {
+        const float* k = a.k + j * a.kv_stride + kv_off;
+        __m256 acc = _mm256_setzero_ps();
+        for (int e = 0; e < d8; e += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + e), _mm256_loadu_ps(k + e), acc);
+        float s = hsum(acc);
+        for (int e = d8; e < d; ++e) s += q[e] * k[e];
+        s *= a.scale;
+        sc[size_t(j - lo)] = s;
+        mx = std::max(mx, s);
+      }
+      float sum = 0;
+      for (int64_t j = 0; j < hi - lo; ++j) sum += (sc[size_t(j)] = std::exp(sc[size_t(j)] - mx));
+      std::fill(out, out + d, 0.0f);
+      for (int64_t j = 0; j < hi - lo; ++j) {
+        const float* v = a.v + (lo + j) * a.kv_stride + kv_off;
+        const __m256 p = _mm256_set1_ps(sc[size_t(j)]);
+        for (int e = 0; e < d8; e += 8) _mm256_storeu_ps(out + e, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + e), _mm256_loadu_ps(out + e)));
+        for (int e = d8; e < d; ++e) out[e] += sc[size_t(j)] * v[e];
+      }
+      const float inv = 1.0f / sum;
+      for (int e = 0; e < d; ++e) out[e] *= inv;
+    }
+  });
+}
+
 void attention_avx2(const AttnArgs& a) {
   VLM_CHECK(a.heads % a.kv_heads == 0, "heads %d not a multiple of kv_heads %d", a.heads, a.kv_heads);
   VLM_CHECK(!a.cu_seqlens || a.n_q == a.n_kv, "segmented attention needs n_q == n_kv");
   const int d = a.d;
   if (d > kMaxD) return attention_portable(a);
+  if (a.n_q <= 4) return attention_rows_avx2(a);
   const int nv = (d + 7) / 8, dp = nv * 8;
   const int64_t nkb = (a.n_kv + 7) / 8;
   std::vector<float> kt(size_t(a.kv_heads) * size_t(nkb) * size_t(d) * 8);
