@@ -17,38 +17,30 @@ void attention_portable(const AttnArgs& a) {
   VLM_CHECK(!a.cu_seqlens || a.n_q == a.n_kv, "segmented attention needs n_q == n_kv");
   const int group = a.heads / a.kv_heads;
   const int d = a.d;
-  parallel_for(a.n_q * a.heads, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<float> acc(static_cast<size_t>(d));
-    int seg = 0;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i = t / a.heads;
-      const int h = int(t % a.heads);
-      int64_t lo, hi;
-      attn_key_range(a, i, &seg, &lo, &hi);
-      const float* q = a.q + i * a.q_stride + int64_t(h) * d;
-      const int64_t kv_off = int64_t(h / group) * d;
-      float mx = -std::numeric_limits<float>::infinity(), sum = 0;
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t j = lo; j < hi; ++j) {
-        const float* k = a.k + j * a.kv_stride + kv_off;
-        float s = 0;
-        for (int e = 0; e < d; ++e) s += q[e] * k[e];
-        s *= a.scale;
-        if (s > mx) {  // rescale what was accumulated under the old max
-          const float c = std::exp(mx - s);
-          sum *= c;
-          for (int e = 0; e < d; ++e) acc[size_t(e)] *= c;
-          mx = s;
-        }
-        const float p = std::exp(s - mx);
-        sum += p;
-        const float* v = a.v + j * a.kv_stride + kv_off;
-        for (int e = 0; e < d; ++e) acc[size_t(e)] += p * v[e];
+  attn_for_each_row(a, size_t(d), [&](int64_t i, int h, int64_t lo, int64_t hi, float* acc) {
+    const float* q = a.q + i * a.q_stride + int64_t(h) * d;
+    const int64_t kv_off = int64_t(h / group) * d;
+    float mx = -std::numeric_limits<float>::infinity(), sum = 0;
+    std::fill(acc, acc + d, 0.0f);
+    for (int64_t j = lo; j < hi; ++j) {
+      const float* k = a.k + j * a.kv_stride + kv_off;
+      float s = 0;
+      for (int e = 0; e < d; ++e) s += q[e] * k[e];
+      s *= a.scale;
+      if (s > mx) {  // rescale what was accumulated under the old max
+        const float c = std::exp(mx - s);
+        sum *= c;
+        for (int e = 0; e < d; ++e) acc[e] *= c;
+        mx = s;
       }
-      float* o = a.out + i * int64_t(a.heads) * d + int64_t(h) * d;
-      const float inv = sum > 0 ? 1.0f / sum : 0.0f;
-      for (int e = 0; e < d; ++e) o[e] = acc[size_t(e)] * inv;
+      const float p = std::exp(s - mx);
+      sum += p;
+      const float* v = a.v + j * a.kv_stride + kv_off;
+      for (int e = 0; e < d; ++e) acc[e] += p * v[e];
     }
+    float* o = a.out + i * int64_t(a.heads) * d + int64_t(h) * d;
+    const float inv = sum > 0 ? 1.0f / sum : 0.0f;
+    for (int e = 0; e < d; ++e) o[e] = acc[e] * inv;
   });
 }
 

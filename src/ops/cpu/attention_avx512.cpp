@@ -114,54 +114,45 @@ void attention_rows(const AttnArgs& a) {
   const int d = a.d, group = a.heads / a.kv_heads;
   const __mmask16 dmask = d % 16 ? __mmask16((1u << (d % 16)) - 1) : __mmask16(0xFFFF);
   const int nv = (d + 15) / 16;
-  parallel_for(a.n_q * a.heads, 1, [&](int64_t t0, int64_t t1) {
-    float* sc = static_cast<float*>(std::aligned_alloc(64, size_t((a.n_kv + 16) * 4 + 63) / 64 * 64));
-    int seg = 0;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i = t / a.heads;
-      const int h = int(t % a.heads);
-      int64_t lo, hi;
-      attn_key_range(a, i, &seg, &lo, &hi);
-      float* out = a.out + i * int64_t(a.heads) * d + int64_t(h) * d;
-      if (hi <= lo) {
-        for (int e = 0; e < d; ++e) out[e] = 0;
-        continue;
-      }
-      const float* q = a.q + i * a.q_stride + int64_t(h) * d;
-      const int64_t kv_off = int64_t(h / group) * d;
-      __m512 qv[kMaxD / 16];
-      for (int v = 0; v < nv; ++v) qv[v] = _mm512_maskz_loadu_ps(v + 1 < nv ? __mmask16(0xFFFF) : dmask, q + 16 * v);
-      float mx = -INFINITY;
-      for (int64_t j = lo; j < hi; ++j) {
-        const float* k = a.k + j * a.kv_stride + kv_off;
-        __m512 acc = _mm512_setzero_ps();
-        for (int v = 0; v < nv; ++v)
-          acc = _mm512_fmadd_ps(qv[v], _mm512_maskz_loadu_ps(v + 1 < nv ? __mmask16(0xFFFF) : dmask, k + 16 * v), acc);
-        const float sj = _mm512_reduce_add_ps(acc) * a.scale;
-        sc[j - lo] = sj;
-        mx = sj > mx ? sj : mx;
-      }
-      const int64_t n = hi - lo;
-      __m512 lsum = _mm512_setzero_ps();
-      for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 mk = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
-        const __m512 p = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, sc + j), _mm512_set1_ps(mx))));
-        _mm512_mask_storeu_ps(sc + j, mk, p);
-        lsum = _mm512_add_ps(lsum, p);
-      }
-      __m512 o[kMaxD / 16];
-      for (int v = 0; v < nv; ++v) o[v] = _mm512_setzero_ps();
-      for (int64_t j = 0; j < n; ++j) {
-        const float* vr = a.v + (lo + j) * a.kv_stride + kv_off;
-        const __m512 pj = _mm512_set1_ps(sc[j]);
-        for (int v = 0; v < nv; ++v)
-          o[v] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(v + 1 < nv ? __mmask16(0xFFFF) : dmask, vr + 16 * v), o[v]);
-      }
-      const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(lsum));
-      for (int v = 0; v < nv; ++v)
-        _mm512_mask_storeu_ps(out + 16 * v, v + 1 < nv ? __mmask16(0xFFFF) : dmask, _mm512_mul_ps(o[v], inv));
+  attn_for_each_row(a, size_t(a.n_kv + 16), [&](int64_t i, int h, int64_t lo, int64_t hi, float* sc) {
+    float* out = a.out + i * int64_t(a.heads) * d + int64_t(h) * d;
+    if (hi <= lo) {
+      for (int e = 0; e < d; ++e) out[e] = 0;
+      return;
     }
-    std::free(sc);
+    const float* q = a.q + i * a.q_stride + int64_t(h) * d;
+    const int64_t kv_off = int64_t(h / group) * d;
+    __m512 qv[kMaxD / 16];
+    for (int v = 0; v < nv; ++v) qv[v] = _mm512_maskz_loadu_ps(v + 1 < nv ? __mmask16(0xFFFF) : dmask, q + 16 * v);
+    float mx = -INFINITY;
+    for (int64_t j = lo; j < hi; ++j) {
+      const float* k = a.k + j * a.kv_stride + kv_off;
+      __m512 acc = _mm512_setzero_ps();
+      for (int v = 0; v < nv; ++v)
+        acc = _mm512_fmadd_ps(qv[v], _mm512_maskz_loadu_ps(v + 1 < nv ? __mmask16(0xFFFF) : dmask, k + 16 * v), acc);
+      const float sj = _mm512_reduce_add_ps(acc) * a.scale;
+      sc[j - lo] = sj;
+      mx = sj > mx ? sj : mx;
+    }
+    const int64_t n = hi - lo;
+    __m512 lsum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 mk = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+      const __m512 p = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, sc + j), _mm512_set1_ps(mx))));
+      _mm512_mask_storeu_ps(sc + j, mk, p);
+      lsum = _mm512_add_ps(lsum, p);
+    }
+    __m512 o[kMaxD / 16];
+    for (int v = 0; v < nv; ++v) o[v] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      const float* vr = a.v + (lo + j) * a.kv_stride + kv_off;
+      const __m512 pj = _mm512_set1_ps(sc[j]);
+      for (int v = 0; v < nv; ++v)
+        o[v] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(v + 1 < nv ? __mmask16(0xFFFF) : dmask, vr + 16 * v), o[v]);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(lsum));
+    for (int v = 0; v < nv; ++v)
+      _mm512_mask_storeu_ps(out + 16 * v, v + 1 < nv ? __mmask16(0xFFFF) : dmask, _mm512_mul_ps(o[v], inv));
   });
 }
 

@@ -6,6 +6,8 @@
 #pragma once
 #include <vector>
 
+#include "core/threads.h"
+
 #include "ops/ops.h"
 
 namespace vlm::ops::cpu {
@@ -23,6 +25,23 @@ inline void attn_key_range(const AttnArgs& a, int64_t i, int* seg, int64_t* lo, 
     *hi = a.cu_seqlens[*seg + 1];
   }
   if (a.causal && a.q_pos0 + i + 1 < *hi) *hi = a.q_pos0 + i + 1;
+}
+
+// fn(i, h, lo, hi, scratch) for every (query row i, head h) pair, split between threads; lo/hi
+// as attn_key_range; scratch holds `scratch_floats` floats per thread.
+template <class Fn>
+void attn_for_each_row(const AttnArgs& a, size_t scratch_floats, Fn&& fn) {
+  parallel_for(a.n_q * a.heads, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<float> scratch(scratch_floats);
+    int seg = 0;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = t / a.heads;
+      const int h = int(t % a.heads);
+      int64_t lo, hi;
+      attn_key_range(a, i, &seg, &lo, &hi);
+      fn(i, h, lo, hi, scratch.data());
+    }
+  });
 }
 
 void linear(const float* x, int64_t M, int64_t K, const TensorView& W, const TensorView* b, float* y);

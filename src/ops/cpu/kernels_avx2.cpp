@@ -21,6 +21,7 @@
 
 #include "core/threads.h"
 #include "ops/cpu/cpu.h"
+#include "ops/cpu/exp_poly.h"
 #include "ops/quant.h"
 #include "ops/ref/ref.h"
 
@@ -210,18 +211,13 @@ void gemm_quant_avx2(const QuantActs& a, int64_t M, const PackedWeight& W, int64
 // ---- attention -------------------------------------------------------------------------------
 // Flash style per (head, 4 queries): keys transposed per kv head into blocks [d][8], so 8 scores
 // come from d FMAs with the query broadcast; online softmax per row; P·V adds each key's value row.
-inline __m256 exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+inline __m256 exp256(__m256 x) {  // 8 lanes of exp512 (exp_poly.h)
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpMin)), _mm256_set1_ps(kExpMax));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kExpLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kExpLn2Lo), _mm256_fnmadd_ps(n, _mm256_set1_ps(kExpLn2Hi), x));
+  __m256 p = _mm256_set1_ps(kExpQ[0]);
+#pragma GCC unroll 6
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpQ[i]));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   // 2^n by building the exponent bits (n in [-126, 128] after the clamp above).
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
@@ -235,44 +231,36 @@ constexpr int kMaxD = 256;  // head size limit (larger: portable)
 // Per (row, head): scores by dot products with each key row, softmax over them, then P·V.
 void attention_rows_avx2(const AttnArgs& a) {
   const int d = a.d, group = a.heads / a.kv_heads, d8 = d / 8 * 8;
-  parallel_for(a.n_q * a.heads, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<float> sc(static_cast<size_t>(a.n_kv));
-    int seg = 0;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i = t / a.heads;
-      const int h = int(t % a.heads);
-      int64_t lo, hi;
-      attn_key_range(a, i, &seg, &lo, &hi);
-      float* out = a.out + i * int64_t(a.heads) * d + int64_t(h) * d;
-      if (hi <= lo) {
-        std::fill(out, out + d, 0.0f);
-        continue;
-      }
-      const float* q = a.q + i * a.q_stride + int64_t(h) * d;
-      const int64_t kv_off = int64_t(h / group) * d;
-      float mx = -INFINITY;
-      for (int64_t j = lo; j < hi; ++j) {
-        const float* k = a.k + j * a.kv_stride + kv_off;
-        __m256 acc = _mm256_setzero_ps();
-        for (int e = 0; e < d8; e += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + e), _mm256_loadu_ps(k + e), acc);
-        float s = hsum(acc);
-        for (int e = d8; e < d; ++e) s += q[e] * k[e];
-        s *= a.scale;
-        sc[size_t(j - lo)] = s;
-        mx = std::max(mx, s);
-      }
-      float sum = 0;
-      for (int64_t j = 0; j < hi - lo; ++j) sum += (sc[size_t(j)] = std::exp(sc[size_t(j)] - mx));
+  attn_for_each_row(a, size_t(a.n_kv), [&](int64_t i, int h, int64_t lo, int64_t hi, float* sc) {
+    float* out = a.out + i * int64_t(a.heads) * d + int64_t(h) * d;
+    if (hi <= lo) {
       std::fill(out, out + d, 0.0f);
-      for (int64_t j = 0; j < hi - lo; ++j) {
-        const float* v = a.v + (lo + j) * a.kv_stride + kv_off;
-        const __m256 p = _mm256_set1_ps(sc[size_t(j)]);
-        for (int e = 0; e < d8; e += 8) _mm256_storeu_ps(out + e, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + e), _mm256_loadu_ps(out + e)));
-        for (int e = d8; e < d; ++e) out[e] += sc[size_t(j)] * v[e];
-      }
-      const float inv = 1.0f / sum;
-      for (int e = 0; e < d; ++e) out[e] *= inv;
+      return;
     }
+    const float* q = a.q + i * a.q_stride + int64_t(h) * d;
+    const int64_t kv_off = int64_t(h / group) * d;
+    float mx = -INFINITY;
+    for (int64_t j = lo; j < hi; ++j) {
+      const float* k = a.k + j * a.kv_stride + kv_off;
+      __m256 acc = _mm256_setzero_ps();
+      for (int e = 0; e < d8; e += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + e), _mm256_loadu_ps(k + e), acc);
+      float s = hsum(acc);
+      for (int e = d8; e < d; ++e) s += q[e] * k[e];
+      s *= a.scale;
+      sc[j - lo] = s;
+      mx = std::max(mx, s);
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < hi - lo; ++j) sum += (sc[j] = std::exp(sc[j] - mx));
+    std::fill(out, out + d, 0.0f);
+    for (int64_t j = 0; j < hi - lo; ++j) {
+      const float* v = a.v + (lo + j) * a.kv_stride + kv_off;
+      const __m256 p = _mm256_set1_ps(sc[j]);
+      for (int e = 0; e < d8; e += 8) _mm256_storeu_ps(out + e, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + e), _mm256_loadu_ps(out + e)));
+      for (int e = d8; e < d; ++e) out[e] += sc[j] * v[e];
+    }
+    const float inv = 1.0f / sum;
+    for (int e = 0; e < d; ++e) out[e] *= inv;
   });
 }
 
