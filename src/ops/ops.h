@@ -124,4 +124,7 @@ namespace vlm::ops {
 // (touched first, so no page faults are timed). Returns the median pass; min/max optional.
 double probe_read_bandwidth(size_t bytes, int passes, double* min_gbs = nullptr, double* max_gbs = nullptr);
 
+// Name of the CPU kernel set in use ("avx512_amx", "avx512", "avx2", "portable"; VLM_ISA caps it).
+const char* kernel_set_name();
+
 }  // namespace vlm::ops

@@ -70,6 +70,8 @@ TEST(BenchArgs, JsonReportHasTheDocumentedKeys) {
   EXPECT_GT(j["vit_encode_ms"].get<double>(), 0);
   EXPECT_GT(j["image_tokens"].get<int>(), 0);
   EXPECT_EQ(j["threads"].get<int>(), 2);
+  ASSERT_TRUE(j["kernels"].is_string());
+  EXPECT_FALSE(j["kernels"].get<std::string>().empty());
   EXPECT_EQ(j["runs"]["decode_tok_s"].size(), 2u);
 }
 

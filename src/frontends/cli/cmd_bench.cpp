@@ -264,7 +264,7 @@ int do_bench(const BenchArgs& a) {
   j["weights"] = a.load.weights;
   j["vision_weights"] = a.load.vision_weights.empty() ? a.load.weights : a.load.vision_weights;
   j["mmap"] = a.load.mmap;
-  j["kernels"] = nullptr;
+  j["kernels"] = ops::kernel_set_name();
   j["threads"] = num_threads();
   j["image"] = image_desc;
   j["image_tokens"] = image_tokens;
@@ -300,8 +300,8 @@ int do_bench(const BenchArgs& a) {
     return 0;
   }
   const std::string vis = a.load.vision_weights.empty() ? "" : ", vision tower " + a.load.vision_weights;
-  std::printf("model            %s (%s weights%s, %d threads)\n", a.model.c_str(), a.load.weights.c_str(), vis.c_str(),
-              num_threads());
+  std::printf("model            %s (%s weights%s, %d threads, %s kernels)\n", a.model.c_str(), a.load.weights.c_str(),
+              vis.c_str(), num_threads(), ops::kernel_set_name());
   std::printf("prompt           %lld tokens (%lld image tokens, image %s), %lld generated, %lld repeats\n",
               (long long)prompt_len, (long long)image_tokens, image_desc.c_str(), (long long)a.gen_tokens,
               (long long)a.repeat);

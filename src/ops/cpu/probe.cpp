@@ -13,6 +13,8 @@
 
 namespace vlm::ops {
 
+const char* kernel_set_name() { return cpu::kernels().name; }
+
 double probe_read_bandwidth(size_t bytes, int passes, double* min_gbs, double* max_gbs) {
   const size_t n = bytes / 8 / 64 * 64;
   Buffer buf(n * 8);
