@@ -7,6 +7,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -108,8 +109,25 @@ using TileFn = void (*)(const AttnArgs&, int, int64_t, int, const float*, int64_
 constexpr TileFn kTiles[] = {nullptr,  tile<1>,  tile<2>,  tile<3>,  tile<4>,  tile<5>,  tile<6>,  tile<7>, tile<8>,
                              tile<9>,  tile<10>, tile<11>, tile<12>, tile<13>, tile<14>, tile<15>, tile<16>};
 
+// Lane k of the result = the sum of the 16 lanes of v[k] (a transpose-reduce: 15 adds instead of
+// 16 horizontal sums).
+inline __m512 hsum16(const __m512* v) {
+  __m512 x[8], y[4], z[2];
+  for (int i = 0; i < 8; ++i)
+    x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[i], v[i + 8], 0x44), _mm512_shuffle_f32x4(v[i], v[i + 8], 0xEE));
+  for (int i = 0; i < 4; ++i)
+    y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[i], x[i + 4], 0x88), _mm512_shuffle_f32x4(x[i], x[i + 4], 0xDD));
+  for (int i = 0; i < 2; ++i)
+    z[i] = _mm512_add_ps(_mm512_shuffle_ps(y[i], y[i + 2], 0x44), _mm512_shuffle_ps(y[i], y[i + 2], 0xEE));
+  const __m512 w = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x88), _mm512_shuffle_ps(z[0], z[1], 0xDD));
+  // The shuffles leave v[k]'s sum in lane perm[k] (an involution): put it back in lane k.
+  const __m512i perm = _mm512_set_epi32(15, 13, 14, 12, 7, 5, 6, 4, 11, 9, 10, 8, 3, 1, 2, 0);
+  return _mm512_permutexvar_ps(perm, w);
+}
+
 // Few query rows (decode): no K transpose (it would cost a pass over the whole cache per step).
-// Per (row, head): scores by dot products with each key row, softmax over them, then P·V.
+// Per (row, head): scores by dot products with each key row, 16 keys at a time, softmax over
+// them, then P·V.
 void attention_rows(const AttnArgs& a) {
   const int d = a.d, group = a.heads / a.kv_heads;
   const __mmask16 dmask = d % 16 ? __mmask16((1u << (d % 16)) - 1) : __mmask16(0xFFFF);
@@ -125,7 +143,23 @@ void attention_rows(const AttnArgs& a) {
     __m512 qv[kMaxD / 16];
     for (int v = 0; v < nv; ++v) qv[v] = _mm512_maskz_loadu_ps(v + 1 < nv ? __mmask16(0xFFFF) : dmask, q + 16 * v);
     float mx = -INFINITY;
-    for (int64_t j = lo; j < hi; ++j) {
+    int64_t j = lo;
+    const __m512 scale = _mm512_set1_ps(a.scale);
+    for (; j + 16 <= hi; j += 16) {
+      __m512 acc[16];
+#pragma GCC unroll 16
+      for (int u = 0; u < 16; ++u) acc[u] = _mm512_setzero_ps();
+      for (int v = 0; v < nv; ++v) {
+        const __mmask16 mk = v + 1 < nv ? __mmask16(0xFFFF) : dmask;
+        const float* kv = a.k + j * a.kv_stride + kv_off + 16 * v;
+#pragma GCC unroll 16
+        for (int u = 0; u < 16; ++u) acc[u] = _mm512_fmadd_ps(qv[v], _mm512_maskz_loadu_ps(mk, kv + u * a.kv_stride), acc[u]);
+      }
+      const __m512 s = _mm512_mul_ps(hsum16(acc), scale);
+      _mm512_storeu_ps(sc + (j - lo), s);
+      mx = std::max(mx, _mm512_reduce_max_ps(s));
+    }
+    for (; j < hi; ++j) {
       const float* k = a.k + j * a.kv_stride + kv_off;
       __m512 acc = _mm512_setzero_ps();
       for (int v = 0; v < nv; ++v)
