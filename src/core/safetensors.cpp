@@ -197,8 +197,8 @@ Status WeightStore::copy_into_memory(const std::function<void(double)>& progress
   } catch (const std::bad_alloc&) {
     return make_error("cannot allocate ", total >> 20, " MB to hold the weights in memory (try --mmap)");
   }
-  // Copy in pieces of 8 MB, two threads' worth at a time; drop each piece's source pages from this
-  // process's mapping right away (the file stays in the page cache; nothing was written to it).
+  // Read in pieces of 8 MB spread over the threads; a piece that pread cannot fill (a file that
+  // shrank, an I/O error) is copied from the mapping instead.
   constexpr size_t kPiece = size_t(8) << 20;
   struct Piece {
     const uint8_t* src;

@@ -53,11 +53,11 @@ class WeightStore {
   size_t total_bytes() const;
   std::vector<std::string> names() const;
 
-  // Copies every tensor out of the mapped files into one buffer of 2 MB pages and unmaps the
-  // files; views bound afterwards point into that buffer. Decode reads each weight once per token,
-  // and from a 4 KB-page file mapping it loses ~7 % to TLB misses. Pages of the mapping are
-  // released as they are copied, so peak RSS stays near one copy. `progress` (may be null) gets
-  // the fraction done.
+  // Reads every tensor into one buffer of 2 MB pages (pread from the files, so the mapping is never
+  // faulted in and peak RSS stays near one copy) and unmaps the files; views bound afterwards point
+  // into that buffer. Decode reads each weight once per token: from a 4 KB-page file mapping it
+  // reached 77-80 % of the bandwidth limit, from this buffer 94-96 %. `progress` (may be null)
+  // gets the fraction done.
   Status copy_into_memory(const std::function<void(double)>& progress = nullptr);
   bool in_memory() const { return resident_.data() != nullptr; }
   // After a layer has made its own packed copy of `t` (q8/q4), drops the mapped pages of the
