@@ -1,11 +1,14 @@
 #include "core/threads.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -32,6 +35,20 @@ namespace {
 constexpr auto kWorkerSpin = std::chrono::microseconds(300);
 constexpr auto kCallerSpin = std::chrono::microseconds(2000);
 
+// CPUs this process may run on: its affinity mask, capped by a cgroup v2 CPU quota (containers).
+int available_cpus() {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+  std::ifstream f("/sys/fs/cgroup/cpu.max");
+  std::string quota, period;
+  if (f >> quota >> period && quota != "max") {
+    const double q = std::atof(quota.c_str()), p = std::atof(period.c_str());
+    if (q > 0 && p > 0) n = std::min<long>(n, std::max<long>(1, long(std::ceil(q / p))));
+  }
+  return n > 0 ? int(n) : 1;
+}
+
 class Pool {
  public:
   explicit Pool(int n) { resize(n); }
@@ -43,6 +60,9 @@ class Pool {
     std::lock_guard<std::mutex> call(call_mu_);
     stop();
     n_ = std::max(1, n);
+    // Spinning only pays when every thread has a CPU: with more threads than CPUs a spinner
+    // takes the CPU from the thread it waits for (4 threads on 2 CPUs decoded 4x slower).
+    spin_ = n_ <= available_cpus();
     quit_ = false;
     // The generation a worker starts from is read here, not in the new thread: a job published
     // before the thread first runs must still count as new to it.
@@ -92,7 +112,7 @@ class Pool {
   }
 
   void wait_done() {
-    const auto until = std::chrono::steady_clock::now() + kCallerSpin;
+    const auto until = std::chrono::steady_clock::now() + (spin_ ? kCallerSpin : std::chrono::microseconds(0));
     for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
       VLM_CPU_RELAX();
       if ((i & 255) == 255 && std::chrono::steady_clock::now() > until) {
@@ -107,7 +127,7 @@ class Pool {
 
   // Returns false when the pool is stopping.
   bool wait_job(uint64_t seen) {
-    const auto until = std::chrono::steady_clock::now() + kWorkerSpin;
+    const auto until = std::chrono::steady_clock::now() + (spin_ ? kWorkerSpin : std::chrono::microseconds(0));
     for (int i = 0;; ++i) {
       if (gen_.load(std::memory_order_acquire) != seen) return true;
       if (quit_.load(std::memory_order_relaxed)) return false;
@@ -144,6 +164,7 @@ class Pool {
   }
 
   int n_ = 1;
+  bool spin_ = true;
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // held by the caller that owns the workers
   std::mutex mu_;       // guards sleeping and waking only
@@ -161,10 +182,7 @@ class Pool {
 
 thread_local bool Pool::in_pool_ = false;
 
-int default_threads() {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? int(n) : 1;
-}
+int default_threads() { return available_cpus(); }
 
 Pool& pool() {
   static Pool p(default_threads());

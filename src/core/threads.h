@@ -6,7 +6,8 @@
 
 namespace vlm {
 
-// Number of threads used by parallel_for (default: all online cores).
+// Number of threads used by parallel_for (default: the CPUs this process may use — its affinity
+// mask, capped by a cgroup v2 CPU quota).
 int num_threads();
 void set_num_threads(int n);
 
