@@ -182,17 +182,15 @@ class Pool {
 
 thread_local bool Pool::in_pool_ = false;
 
-int default_threads() { return available_cpus(); }
-
 Pool& pool() {
-  static Pool p(default_threads());
+  static Pool p(available_cpus());
   return p;
 }
 
 }  // namespace
 
 int num_threads() { return pool().size(); }
-void set_num_threads(int n) { pool().resize(n > 0 ? n : default_threads()); }
+void set_num_threads(int n) { pool().resize(n > 0 ? n : available_cpus()); }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;

@@ -84,6 +84,27 @@ Status Model::load_common(const std::string& dir, const nlohmann::json& config, 
   return Status::Ok();
 }
 
+Expected<Media> load_image_media(const std::string& path) {
+  VLM_ASSIGN_OR_RETURN(Image img, load_image(path));
+  Media m;
+  m.frames.push_back(std::move(img));
+  return m;
+}
+
+Expected<Media> load_video_media(const std::string& path, double fps, int max_frames, const VideoProgress& progress) {
+  VideoSampling vs;
+  vs.fps = fps;
+  vs.max_frames = max_frames;
+  std::error_code ec;
+  VLM_ASSIGN_OR_RETURN(VideoClip clip, std::filesystem::is_directory(path, ec) ? load_frame_folder(path, fps, vs)
+                                                                                 : load_video(path, vs, progress));
+  Media m;
+  m.kind = Media::Kind::Video;
+  m.frames = std::move(clip.frames);
+  m.fps = clip.sample_fps;
+  return m;
+}
+
 Expected<std::string> Model::render_template(const nlohmann::json& messages, bool add_generation_prompt) const {
   nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
   ctx["messages"] = nlohmann::ordered_json::parse(messages.dump());

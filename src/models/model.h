@@ -15,6 +15,7 @@
 #include "nn/layers.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
+#include "vision/video.h"
 #include "vision/image.h"
 
 namespace vlm::models {
@@ -26,6 +27,13 @@ struct Media {
   std::vector<Image> frames;
   double fps = 2.0;  // rate at which the video frames were sampled
 };
+
+// An image file as one Media item.
+Expected<Media> load_image_media(const std::string& path);
+// A video file or a folder of frames (taken to be at `fps`) as one Media item, frames sampled with
+// Qwen's rules at `fps`, at most `max_frames`.
+Expected<Media> load_video_media(const std::string& path, double fps, int max_frames,
+                                 const VideoProgress& progress = {});
 
 // Where text positions resume after a multi-frame video block (QWEN_MODELS §8.1).
 enum class RopeResumeRule { Original, Transformers5 };

@@ -3,6 +3,7 @@
 
 #include "core/mmap.h"
 #include "models/model.h"
+#include "ops/ops.h"
 
 namespace vlm::models {
 
@@ -25,6 +26,11 @@ const Family kFamilies[] = {
 
 Expected<std::unique_ptr<Model>> load_model(const std::string& dir, const LoadOptions& opt) {
   namespace fs = std::filesystem;
+  ops::LinearFormat f;
+  if (!ops::parse_linear_format(opt.weights, &f))
+    return make_error("weights must be native, bf16, q8 or q4 (got '", opt.weights, "')");
+  if (!opt.vision_weights.empty() && !ops::parse_linear_format(opt.vision_weights, &f))
+    return make_error("vision_weights must be native, bf16, q8 or q4 (got '", opt.vision_weights, "')");
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return make_error(dir, ": not a model folder");
   VLM_ASSIGN_OR_RETURN(nlohmann::json cfg, read_json_file((fs::path(dir) / "config.json").string()));

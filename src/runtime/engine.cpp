@@ -16,6 +16,19 @@ SamplingParams default_sampling(const models::Model& m) {
   return p;
 }
 
+SamplingParams sampling_for(const models::Model& m, const SamplingOverrides& o) {
+  SamplingParams p = default_sampling(m);
+  if (o.temperature) {
+    p.temperature = *o.temperature;
+    p.do_sample = *o.temperature > 0;
+  }
+  if (o.top_p) p.top_p = *o.top_p;
+  if (o.top_k) p.top_k = *o.top_k;
+  if (o.repetition_penalty) p.repetition_penalty = *o.repetition_penalty;
+  if (o.seed) p.seed = *o.seed;
+  return p;
+}
+
 Expected<GenerateResult> generate(const models::Model& m, const models::Prompt& prompt, const GenerateOptions& opt,
                                   const std::function<bool(const std::string&)>& on_text, nn::Trace* trace) {
   using clock = std::chrono::steady_clock;

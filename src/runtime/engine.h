@@ -2,6 +2,7 @@
 // streaming each piece of text as soon as it is complete UTF-8.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,15 @@ struct GenerateResult {
 
 // Sampling defaults from the checkpoint's generation_config.json.
 SamplingParams default_sampling(const models::Model& m);
+
+// Per-request changes to those defaults (CLI flags, API fields); an unset field keeps the
+// default. A temperature also decides whether to sample: 0 is greedy.
+struct SamplingOverrides {
+  std::optional<float> temperature, top_p, repetition_penalty;
+  std::optional<int> top_k;
+  std::optional<uint64_t> seed;
+};
+SamplingParams sampling_for(const models::Model& m, const SamplingOverrides& o);
 
 // on_text receives each newly completed piece of text; return false to stop early.
 Expected<GenerateResult> generate(const models::Model& m, const models::Prompt& prompt, const GenerateOptions& opt,

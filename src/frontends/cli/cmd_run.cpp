@@ -43,45 +43,32 @@ void load_progress(double f, const char* what) {
 }
 
 int do_run(const RunArgs& a) {
-  if (std::string e = check_load_args(a.load); !e.empty()) {
-    std::fprintf(stderr, "vlm: %s\n", e.c_str());
-    return 2;
-  }
-  auto model = load_or_report(a.model, a.load);
-  if (!model) return 1;
+  int status = 0;
+  auto model = load_or_report(a.model, a.load, false, &status);
+  if (!model) return status;
   std::vector<models::Media> media;
   nlohmann::json content = nlohmann::json::array();
   for (const auto& path : a.images) {
-    auto img = load_image(path);
-    if (!img.ok()) {
-      std::fprintf(stderr, "vlm: %s\n", img.error().message.c_str());
+    auto m = models::load_image_media(path);
+    if (!m.ok()) {
+      std::fprintf(stderr, "vlm: %s\n", m.error().message.c_str());
       return 2;
     }
-    models::Media m;
-    m.frames.push_back(std::move(img.value()));
-    media.push_back(std::move(m));
+    media.push_back(std::move(m.value()));
     content.push_back({{"type", "image"}});
   }
   for (const auto& path : a.videos) {
-    VideoSampling vs;
-    vs.fps = a.fps;
-    vs.max_frames = a.max_frames;
     auto progress = [](int64_t done, int64_t total) {
       std::fprintf(stderr, "\rdecoding video %lld/%lld frames", (long long)done, (long long)total);
       if (done >= total) std::fprintf(stderr, "\n");
       std::fflush(stderr);
     };
-    std::error_code ec;
-    auto clip = std::filesystem::is_directory(path, ec) ? load_frame_folder(path, a.fps, vs) : load_video(path, vs, progress);
-    if (!clip.ok()) {
-      std::fprintf(stderr, "vlm: %s\n", clip.error().message.c_str());
+    auto m = models::load_video_media(path, a.fps, a.max_frames, progress);
+    if (!m.ok()) {
+      std::fprintf(stderr, "vlm: %s\n", m.error().message.c_str());
       return 2;
     }
-    models::Media m;
-    m.kind = models::Media::Kind::Video;
-    m.frames = std::move(clip->frames);
-    m.fps = clip->sample_fps;
-    media.push_back(std::move(m));
+    media.push_back(std::move(m.value()));
     content.push_back({{"type", "video"}});
   }
   content.push_back({{"type", "text"}, {"text", a.prompt}});
@@ -104,15 +91,13 @@ int do_run(const RunArgs& a) {
   }
   runtime::GenerateOptions go;
   go.max_new_tokens = a.max_tokens;
-  go.sampling = runtime::default_sampling(*model);
-  if (a.temperature >= 0) {
-    go.sampling.temperature = float(a.temperature);
-    go.sampling.do_sample = a.temperature > 0;
-  }
-  if (a.top_p >= 0) go.sampling.top_p = float(a.top_p);
-  if (a.top_k >= 0) go.sampling.top_k = a.top_k;
-  if (a.repetition_penalty > 0) go.sampling.repetition_penalty = float(a.repetition_penalty);
-  go.sampling.seed = a.seed;
+  runtime::SamplingOverrides so;  // flags left at their negative "unset" value keep the checkpoint's
+  if (a.temperature >= 0) so.temperature = float(a.temperature);
+  if (a.top_p >= 0) so.top_p = float(a.top_p);
+  if (a.top_k >= 0) so.top_k = a.top_k;
+  if (a.repetition_penalty > 0) so.repetition_penalty = float(a.repetition_penalty);
+  so.seed = a.seed;
+  go.sampling = runtime::sampling_for(*model, so);
   auto res = runtime::generate(*model, *prompt, go, [](const std::string& piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
@@ -192,11 +177,13 @@ std::string check_load_args(const LoadArgs& a) {
   return {};
 }
 
-std::unique_ptr<models::Model> load_or_report(const std::string& dir, const LoadArgs& la, bool quiet) {
+std::unique_ptr<models::Model> load_or_report(const std::string& dir, const LoadArgs& la, bool quiet, int* status) {
+  if (status) *status = 2;
   if (std::string e = check_load_args(la); !e.empty()) {
     std::fprintf(stderr, "vlm: %s\n", e.c_str());
     return nullptr;
   }
+  if (status) *status = 1;
   auto t0 = std::chrono::steady_clock::now();
   models::LoadOptions lo;
   lo.weights = la.weights;

@@ -24,12 +24,9 @@ struct ServeArgs {
 };
 
 int do_serve(const ServeArgs& a) {
-  if (std::string e = check_load_args(a.load); !e.empty()) {
-    std::fprintf(stderr, "vlm: %s\n", e.c_str());
-    return 2;
-  }
-  auto model = load_or_report(a.model, a.load);
-  if (!model) return 1;
+  int status = 0;
+  auto model = load_or_report(a.model, a.load, false, &status);
+  if (!model) return status;
   server::ServerOptions so;
   so.host = a.host;
   so.port = a.port;

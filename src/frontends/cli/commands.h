@@ -30,7 +30,9 @@ void add_load_options(CLI::App* c, LoadArgs* a);
 // --weights must name a format; an error message, or empty when valid.
 std::string check_load_args(const LoadArgs& a);
 
-// Loads a model with a progress line on stderr; prints the error and returns null on failure.
-std::unique_ptr<models::Model> load_or_report(const std::string& dir, const LoadArgs& la, bool quiet = false);
+// Loads a model with a progress line on stderr; prints the error and returns null on failure,
+// setting *status (if given) to the exit status: 2 for bad --weights/--vision-weights, else 1.
+std::unique_ptr<models::Model> load_or_report(const std::string& dir, const LoadArgs& la, bool quiet = false,
+                                              int* status = nullptr);
 
 }  // namespace vlm::cli

@@ -1,11 +1,7 @@
 // The library face (src/vlm.h): messages and files in, an answer out, on top of the runtime.
-#include <filesystem>
-
 #include "core/threads.h"
 #include "models/model.h"
-#include "ops/ops.h"
 #include "runtime/engine.h"
-#include "vision/video.h"
 #include "vlm.h"
 
 namespace vlm {
@@ -14,11 +10,6 @@ Pipeline::Pipeline(std::unique_ptr<models::Model> m) : model_(std::move(m)) {}
 Pipeline::~Pipeline() = default;
 
 Expected<std::unique_ptr<Pipeline>> Pipeline::load(const std::string& model_dir, const LoadOptions& opt) {
-  ops::LinearFormat f;
-  if (!ops::parse_linear_format(opt.weights, &f))
-    return make_error("weights must be native, bf16, q8 or q4 (got '", opt.weights, "')");
-  if (!opt.vision_weights.empty() && !ops::parse_linear_format(opt.vision_weights, &f))
-    return make_error("vision_weights must be native, bf16, q8 or q4 (got '", opt.vision_weights, "')");
   if (opt.threads < 0) return make_error("threads must be >= 0");
   if (opt.threads > 0) set_num_threads(opt.threads);
   models::LoadOptions lo;
@@ -42,9 +33,7 @@ Expected<Answer> Pipeline::chat(const std::vector<Message>& messages, const Gene
       return make_error("chat: unknown role '", m.role, "' (system, user or assistant)");
     nlohmann::json content = nlohmann::json::array();
     for (const std::string& path : m.images) {
-      VLM_ASSIGN_OR_RETURN(Image img, load_image(path));
-      models::Media md;
-      md.frames.push_back(std::move(img));
+      VLM_ASSIGN_OR_RETURN(models::Media md, models::load_image_media(path));
       media.push_back(std::move(md));
       content.push_back({{"type", "image"}});
     }
@@ -55,16 +44,7 @@ Expected<Answer> Pipeline::chat(const std::vector<Message>& messages, const Gene
       content.push_back({{"type", "image"}});
     }
     for (const std::string& path : m.videos) {
-      VideoSampling vs;
-      vs.fps = m.video_fps;
-      vs.max_frames = m.max_video_frames;
-      std::error_code ec;
-      VLM_ASSIGN_OR_RETURN(VideoClip clip, std::filesystem::is_directory(path, ec) ? load_frame_folder(path, m.video_fps, vs)
-                                                                                     : load_video(path, vs, {}));
-      models::Media md;
-      md.kind = models::Media::Kind::Video;
-      md.frames = std::move(clip.frames);
-      md.fps = clip.sample_fps;
+      VLM_ASSIGN_OR_RETURN(models::Media md, models::load_video_media(path, m.video_fps, m.max_video_frames));
       media.push_back(std::move(md));
       content.push_back({{"type", "video"}});
     }
@@ -76,15 +56,13 @@ Expected<Answer> Pipeline::chat(const std::vector<Message>& messages, const Gene
   VLM_ASSIGN_OR_RETURN(models::Prompt prompt, model_->prepare(msgs, media, po));
   runtime::GenerateOptions go;
   go.max_new_tokens = gen.max_tokens;
-  go.sampling = runtime::default_sampling(*model_);
-  if (gen.temperature >= 0) {
-    go.sampling.temperature = gen.temperature;
-    go.sampling.do_sample = gen.temperature > 0;
-  }
-  if (gen.top_p >= 0) go.sampling.top_p = gen.top_p;
-  if (gen.top_k >= 0) go.sampling.top_k = gen.top_k;
-  if (gen.repetition_penalty > 0) go.sampling.repetition_penalty = gen.repetition_penalty;
-  go.sampling.seed = gen.seed;
+  runtime::SamplingOverrides so;  // negative fields: the checkpoint's defaults
+  if (gen.temperature >= 0) so.temperature = gen.temperature;
+  if (gen.top_p >= 0) so.top_p = gen.top_p;
+  if (gen.top_k >= 0) so.top_k = gen.top_k;
+  if (gen.repetition_penalty > 0) so.repetition_penalty = gen.repetition_penalty;
+  so.seed = gen.seed;
+  go.sampling = runtime::sampling_for(*model_, so);
   VLM_ASSIGN_OR_RETURN(runtime::GenerateResult r, runtime::generate(*model_, prompt, go, on_text));
   Answer a;
   a.text = std::move(r.text);

@@ -350,15 +350,7 @@ ApiResult<ChatRequest> parse_chat_request(std::string_view body, const ApiLimits
 runtime::GenerateOptions generate_options(const ChatRequest& r, const models::Model& m) {
   runtime::GenerateOptions go;
   go.max_new_tokens = r.max_tokens;
-  go.sampling = runtime::default_sampling(m);
-  if (r.temperature) {
-    go.sampling.temperature = *r.temperature;
-    go.sampling.do_sample = *r.temperature > 0;
-  }
-  if (r.top_p) go.sampling.top_p = *r.top_p;
-  if (r.top_k) go.sampling.top_k = *r.top_k;
-  if (r.repetition_penalty) go.sampling.repetition_penalty = *r.repetition_penalty;
-  if (r.seed) go.sampling.seed = *r.seed;
+  go.sampling = runtime::sampling_for(m, {r.temperature, r.top_p, r.repetition_penalty, r.top_k, r.seed});
   return go;
 }
 

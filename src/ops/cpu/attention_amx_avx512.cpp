@@ -43,12 +43,12 @@ struct Packed {
   int dp = 0, nc = 0;
 };
 
-void pack(const AttnArgs& a, int64_t key_end, Packed& p) {
+void pack(const AttnArgs& a, Packed& p) {
   const int d = a.d;
   p.dp = (d + 31) / 32 * 32;
   p.nc = (d + 15) / 16;
   p.nq16 = (a.n_q + 15) / 16;
-  const int64_t nkp = (key_end + kKB - 1) / kKB * kKB;  // keys padded to whole blocks
+  const int64_t nkp = (a.n_kv + kKB - 1) / kKB * kKB;  // keys padded to whole blocks
   p.nk16 = nkp / 16;
   p.nk32 = nkp / 32;
   const int dp = p.dp, nc = p.nc;
@@ -69,7 +69,7 @@ void pack(const AttnArgs& a, int64_t key_end, Packed& p) {
       uint16_t* kd = p.k.data() + t * 16 * dp;
       for (int j = 0; j < 16; ++j) {
         const int64_t key = kb * 16 + j;
-        if (key >= key_end) break;
+        if (key >= a.n_kv) break;
         const float* ks = a.k + key * a.kv_stride + g * d;
         for (int e = 0; e < d; ++e) kd[(e / 2) * 32 + j * 2 + e % 2] = to_bf16(ks[e]);
         const float* vs = a.v + key * a.kv_stride + g * d;
@@ -217,7 +217,7 @@ void attention_amx_entry(const AttnArgs& a) {
   VLM_CHECK(a.heads % a.kv_heads == 0, "heads %d not a multiple of kv_heads %d", a.heads, a.kv_heads);
   VLM_CHECK(!a.cu_seqlens || a.n_q == a.n_kv, "segmented attention needs n_q == n_kv");
   Packed p;
-  pack(a, a.n_kv, p);
+  pack(a, p);
   // Head-major order: a thread's consecutive blocks share one head's K and V (cache reuse).
   parallel_for(int64_t(a.heads) * p.nq16, 1, [&](int64_t t0, int64_t t1) { run_blocks(a, p, t0, t1); });
 }
