@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mmap.h"
+#include "fixture_model.h"
 #include "models/model.h"
 #include "models/qwen_rope.h"
 #include "runtime/check.h"
@@ -22,14 +23,7 @@ namespace fs = std::filesystem;
 const std::string kRoot = std::string(VLM_TESTDATA) + "/fixtures/qwen3_vl";
 const std::string kModel = kRoot + "/model";
 
-const models::Model& model() {
-  static auto m = models::load_model(kModel);
-  if (!m.ok()) {
-    ADD_FAILURE() << m.error().message;
-    std::abort();
-  }
-  return **m;
-}
+const models::Model& model() { return testing::fixture_model(kModel); }
 
 std::vector<std::string> case_dirs() {
   std::vector<std::string> v;

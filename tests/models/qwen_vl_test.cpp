@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mmap.h"
+#include "fixture_model.h"
 #include "models/model.h"
 #include "runtime/check.h"
 
@@ -17,14 +18,7 @@ namespace fs = std::filesystem;
 const std::string kModel = std::string(VLM_TESTDATA) + "/fixtures/qwen2_vl/model";
 const std::string kCases = std::string(VLM_TESTDATA) + "/fixtures/qwen2_vl/cases";
 
-const models::Model& model() {
-  static auto m = models::load_model(kModel);
-  if (!m.ok()) {
-    ADD_FAILURE() << m.error().message;
-    std::abort();
-  }
-  return **m;
-}
+const models::Model& model() { return testing::fixture_model(kModel); }
 
 std::vector<std::string> case_dirs(const std::string& root = kCases) {
   std::vector<std::string> v;
